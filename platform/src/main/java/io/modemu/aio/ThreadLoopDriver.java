@@ -1,0 +1,169 @@
+package io.modemu.aio;
+
+import java.util.PriorityQueue;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.LockSupport;
+
+/**
+ * Gives every {@link AioContext} its own platform thread, named {@code modemu-<name>}.
+ *
+ * <p>Posting is lock-free (a multi-producer queue plus park/unpark); timers live in a heap that
+ * only the loop thread touches. A loop spins briefly before it parks, which keeps the hand-off
+ * between a vCPU and an IOThread cheap at high request rates.
+ */
+public final class ThreadLoopDriver implements LoopDriver {
+    private final int spinIterations;
+
+    public ThreadLoopDriver() {
+        this(Integer.getInteger("modemu.loop.spin", 2_000));
+    }
+
+    /** @param spinIterations how many empty polls a loop makes before it parks */
+    public ThreadLoopDriver(int spinIterations) {
+        this.spinIterations = spinIterations;
+    }
+
+    @Override
+    public LoopExecutor create(String name) {
+        return new ThreadLoop(name, spinIterations);
+    }
+
+    private static final class Timer implements TimerHandle, Comparable<Timer> {
+        final long deadline;
+        final long seq;
+        final Runnable task;
+        volatile boolean cancelled;
+
+        Timer(long deadline, long seq, Runnable task) {
+            this.deadline = deadline;
+            this.seq = seq;
+            this.task = task;
+        }
+
+        @Override
+        public boolean cancel() {
+            boolean was = cancelled;
+            cancelled = true;
+            return !was;
+        }
+
+        @Override
+        public int compareTo(Timer o) {
+            int c = Long.compare(deadline, o.deadline);
+            return c != 0 ? c : Long.compare(seq, o.seq);
+        }
+    }
+
+    private static final class ThreadLoop implements LoopExecutor, Runnable {
+        private final ConcurrentLinkedQueue<Runnable> queue = new ConcurrentLinkedQueue<>();
+        private final PriorityQueue<Timer> timers = new PriorityQueue<>();
+        private final AtomicLong timerSeq = new AtomicLong();
+        private final Thread thread;
+        private final int spin;
+        private volatile boolean sleeping;
+        private volatile boolean stopped;
+
+        ThreadLoop(String name, int spin) {
+            this.spin = spin;
+            this.thread = Thread.ofPlatform().name("modemu-" + name).daemon(true).unstarted(this);
+            thread.start();
+        }
+
+        @Override
+        public void post(Runnable task) {
+            if (stopped) {
+                return;
+            }
+            queue.offer(task);
+            if (sleeping) {
+                LockSupport.unpark(thread);
+            }
+        }
+
+        @Override
+        public TimerHandle postDelayed(long delayNanos, Runnable task) {
+            Timer t = new Timer(System.nanoTime() + delayNanos, timerSeq.getAndIncrement(), task);
+            if (inLoop()) {
+                timers.add(t);
+            } else {
+                post(() -> timers.add(t));
+            }
+            return t;
+        }
+
+        @Override
+        public long nanoTime() {
+            return System.nanoTime();
+        }
+
+        @Override
+        public boolean inLoop() {
+            return Thread.currentThread() == thread;
+        }
+
+        @Override
+        public String describeCurrent() {
+            return "thread '" + Thread.currentThread().getName() + "'";
+        }
+
+        @Override
+        public void shutdown() {
+            stopped = true;
+            LockSupport.unpark(thread);
+        }
+
+        @Override
+        public void run() {
+            int idle = 0;
+            while (!stopped) {
+                Runnable task = queue.poll();
+                if (task != null) {
+                    idle = 0;
+                    task.run();
+                    continue;
+                }
+                long next = runDueTimers();
+                if (next == 0) {
+                    continue;
+                }
+                if (idle < spin) {
+                    idle++;
+                    Thread.onSpinWait();
+                    continue;
+                }
+                sleeping = true;
+                if (queue.isEmpty() && !stopped) {
+                    if (next < 0) {
+                        LockSupport.park(this);
+                    } else {
+                        LockSupport.parkNanos(this, next);
+                    }
+                }
+                sleeping = false;
+                idle = 0;
+            }
+            queue.clear();
+        }
+
+        /** Runs due timers; returns 0 if any ran, else nanos to the next one, or -1 if none. */
+        private long runDueTimers() {
+            boolean ran = false;
+            while (!timers.isEmpty()) {
+                Timer t = timers.peek();
+                if (t.cancelled) {
+                    timers.poll();
+                    continue;
+                }
+                long now = System.nanoTime();
+                if (t.deadline - now > 0) {
+                    return ran ? 0 : t.deadline - now;
+                }
+                timers.poll();
+                t.task.run();
+                ran = true;
+            }
+            return ran ? 0 : -1;
+        }
+    }
+}

@@ -1,0 +1,96 @@
+package io.modemu.machine;
+
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+
+/**
+ * One bit per guest page of a RAM block, set by every writer of guest RAM (vCPUs and device DMA)
+ * and harvested by migration with {@link #harvestInto(long[])}.
+ *
+ * <p>Thread-safe and lock-free: marking is an atomic OR that is skipped when the bit is already
+ * set, harvesting atomically swaps each word with zero, so a write that lands during a harvest is
+ * seen by this harvest or the next, never lost.
+ */
+public final class DirtyBitmap {
+    /** Guest page size (TARGET_PAGE_SIZE): 4 KiB. */
+    public static final int PAGE_SHIFT = 12;
+    public static final int PAGE_SIZE = 1 << PAGE_SHIFT;
+    private static final VarHandle WORDS = MethodHandles.arrayElementVarHandle(long[].class);
+
+    private final long pages;
+    private final long[] words;
+
+    public DirtyBitmap(long bytes) {
+        this.pages = (bytes + PAGE_SIZE - 1) >>> PAGE_SHIFT;
+        this.words = new long[(int) ((pages + 63) >>> 6)];
+    }
+
+    /** Number of pages covered. */
+    public long pages() {
+        return pages;
+    }
+
+    /** Number of 64-bit words of the bitmap (for {@link #harvestInto(long[])}). */
+    public int words() {
+        return words.length;
+    }
+
+    /** Marks the pages touched by {@code [offset, offset + length)}. Any thread. */
+    public void mark(long offset, long length) {
+        if (length <= 0) {
+            return;
+        }
+        long first = offset >>> PAGE_SHIFT;
+        long last = (offset + length - 1) >>> PAGE_SHIFT;
+        for (long p = first; p <= last; p++) {
+            markPage(p);
+        }
+    }
+
+    /** Marks one page. Any thread. */
+    public void markPage(long page) {
+        int w = (int) (page >>> 6);
+        long bit = 1L << (page & 63);
+        if (((long) WORDS.getOpaque(words, w) & bit) == 0) {
+            WORDS.getAndBitwiseOr(words, w, bit);
+        }
+    }
+
+    /** Marks every page (the first pass of a migration sends everything). */
+    public void markAll() {
+        for (int w = 0; w < words.length; w++) {
+            long bits = w == words.length - 1 && (pages & 63) != 0 ? (1L << (pages & 63)) - 1 : -1L;
+            WORDS.getAndBitwiseOr(words, w, bits);
+        }
+    }
+
+    public boolean isDirty(long page) {
+        return ((long) WORDS.getVolatile(words, (int) (page >>> 6)) & (1L << (page & 63))) != 0;
+    }
+
+    /**
+     * Moves the dirty bits into {@code into} (ORed in) and clears them here, atomically per word.
+     *
+     * @return the number of pages newly harvested
+     */
+    public long harvestInto(long[] into) {
+        long count = 0;
+        for (int w = 0; w < words.length; w++) {
+            if ((long) WORDS.getOpaque(words, w) != 0) {
+                long v = (long) WORDS.getAndSet(words, w, 0L);
+                count += Long.bitCount(v & ~into[w]);
+                into[w] |= v;
+            }
+        }
+        return count;
+    }
+
+    /** Number of dirty pages now (a snapshot). */
+    public long countDirty() {
+        long count = 0;
+        for (int w = 0; w < words.length; w++) {
+            count += Long.bitCount((long) WORDS.getVolatile(words, w));
+        }
+        return count;
+    }
+}
