@@ -38,6 +38,7 @@ public final class BlockBackend {
     private final boolean readOnly;
     private final BlockStats stats = new BlockStats();
     private final AtomicInteger inFlight = new AtomicInteger();
+    private final java.util.concurrent.atomic.LongAdder parkedTotal = new java.util.concurrent.atomic.LongAdder();
     private final ConcurrentLinkedQueue<Runnable> parked = new ConcurrentLinkedQueue<>();
     private final List<CompletableFuture<Void>> drainWaiters = new ArrayList<>();
     private final Runnable resubmitParked = this::resubmitParked;
@@ -83,6 +84,15 @@ public final class BlockBackend {
     /** Requests in flight now. */
     public int inFlight() {
         return inFlight.get();
+    }
+
+    /**
+     * How many requests arrived during a drained section and were parked, since the backend was
+     * created. A device that stops submitting when told ({@link BlockDevOps#drainedBegin()}, or its
+     * own stop handler) keeps this at zero.
+     */
+    public long parkedTotal() {
+        return parkedTotal.sum();
     }
 
     /** Whether a drained section is open. */
@@ -159,6 +169,7 @@ public final class BlockBackend {
         inFlight.incrementAndGet();
         if (quiesceCounter > 0) {
             parked.add(() -> submit(offset, length, writes, done, start, kind));
+            parkedTotal.increment();
             release();
             if (quiesceCounter == 0) {
                 context.execute(resubmitParked);
