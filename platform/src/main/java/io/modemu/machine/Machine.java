@@ -54,7 +54,8 @@ import org.slf4j.LoggerFactory;
  * </ul>
  *
  * <h2>Stop and start</h2>
- * Stop: set the new run state, pause the vCPUs at a safe point, run the stop handlers in descending
+ * Stop (of a running VM; stopping a VM that does not run changes nothing but flushes, as in QEMU,
+ * unless {@link #vmStopForceState} is used): set the new run state, pause the vCPUs at a safe point, run the stop handlers in descending
  * priority (each completing before the next), flush every drive. Start: set running, run the start
  * handlers in ascending priority, resume the vCPUs.
  *
@@ -408,7 +409,15 @@ public final class Machine implements AutoCloseable {
      * @return completes on the main loop when the VM is stopped and flushed
      */
     public CompletableFuture<Void> vmStop(RunState newState) {
-        return queueChange(() -> doStop(newState));
+        return queueChange(() -> doStop(newState, false));
+    }
+
+    /**
+     * As {@link #vmStop}, but a VM that is not running still changes to {@code newState} (QEMU's
+     * vm_stop_force_state, what migration completion uses: paused to finish-migrate).
+     */
+    public CompletableFuture<Void> vmStopForceState(RunState newState) {
+        return queueChange(() -> doStop(newState, true));
     }
 
     /** Starts (or resumes) the VM. Any thread. */
@@ -473,17 +482,17 @@ public final class Machine implements AutoCloseable {
         }
     }
 
-    private CompletableFuture<Void> doStop(RunState target) {
+    private CompletableFuture<Void> doStop(RunState target, boolean force) {
         mainLoop.assertInThread();
         RunState prev = state;
-        if (prev == target) {
-            return CompletableFuture.completedFuture(null);
+        if (prev != RunState.RUNNING) {
+            if (force && prev != target) {
+                RunStateTable.check(prev, target);
+                setState(target);
+            }
+            return flushAll();
         }
         RunStateTable.check(prev, target);
-        if (prev != RunState.RUNNING) {
-            setState(target);
-            return CompletableFuture.completedFuture(null);
-        }
         setState(target);
         emit("STOP", Map.of());
         List<VmStateChain.Entry> stopped = new ArrayList<>();

@@ -1,0 +1,50 @@
+package io.modemu.machine;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.modemu.aio.DeterministicScheduler;
+import io.modemu.block.MemoryBlockNode;
+import org.junit.jupiter.api.Test;
+
+class GuestMemoryTest {
+    @Test
+    void accessesAreBoundsCheckedAndWritesMarkPagesDirty() {
+        try (Machine m = TestMachines.machine(new DeterministicScheduler(1), new MemoryBlockNode(4096, false, 0), 0)) {
+            GuestMemory mem = m.memory();
+            long base = Machine.RAM_BASE;
+            long end = base + (1 << 20);
+            mem.writeU32(base + 4096 * 3 + 10, 0xdeadbeefL);
+            assertThat(mem.readU32(base + 4096 * 3 + 10)).isEqualTo(0xdeadbeefL);
+            assertThat(mem.readU16(base + 4096 * 3 + 10)).isEqualTo(0xbeef);
+            DirtyBitmap d = mem.blocks().getFirst().dirty();
+            assertThat(d.isDirty(3)).isTrue();
+            assertThat(d.countDirty()).isEqualTo(1);
+            // a write straddling a page boundary marks both pages
+            mem.writeU64(base + 4096 * 6 - 4, -1L);
+            assertThat(d.isDirty(5)).isTrue();
+            assertThat(d.isDirty(6)).isTrue();
+            assertThatThrownBy(() -> mem.readU32(end - 2)).isInstanceOf(GuestMemoryException.class)
+                    .hasMessage("guest-physical range 0x800ffffe+0x4 is outside guest RAM");
+            assertThatThrownBy(() -> mem.slice(base - 1, 2)).isInstanceOf(GuestMemoryException.class);
+            assertThatThrownBy(() -> mem.slice(Long.MAX_VALUE, 16)).isInstanceOf(GuestMemoryException.class);
+            assertThatThrownBy(() -> mem.slice(base, -1)).isInstanceOf(GuestMemoryException.class);
+            assertThat(mem.isRam(end - 8, 8)).isTrue();
+            assertThat(mem.isRam(end - 8, 9)).isFalse();
+        }
+    }
+
+    @Test
+    void harvestingMovesDirtyBitsAndLosesNone() {
+        DirtyBitmap d = new DirtyBitmap(1 << 20);
+        d.mark(0, 1);
+        d.mark(4096 * 100, 4096 * 2);
+        long[] into = new long[d.words()];
+        assertThat(d.harvestInto(into)).isEqualTo(3);
+        assertThat(d.countDirty()).isZero();
+        assertThat(into[0] & 1).isEqualTo(1);
+        assertThat(into[1] >>> 36 & 3).isEqualTo(3);
+        d.markAll();
+        assertThat(d.countDirty()).isEqualTo(256);
+    }
+}
