@@ -20,44 +20,35 @@ public final class Sizes {
         if (t.isEmpty()) {
             throw new ConfigurationException(what + ": empty size");
         }
-        long unit = defaultUnit;
-        char last = Character.toUpperCase(t.charAt(t.length() - 1));
-        int suffix = "BKMGTPE".indexOf(last);
-        if (suffix >= 0) {
-            unit = 1L << (10 * suffix);
-            t = t.substring(0, t.length() - 1);
-            if (t.endsWith("i") || t.endsWith("I")) {
-                throw new ConfigurationException(what + ": '" + text + "' is not a size (use K, M, G, T: they mean KiB, MiB, ...)");
-            }
+        java.util.regex.Matcher m = SIZE.matcher(t);
+        if (!m.matches()) {
+            String hint = t.matches("[0-9.]+[KkMmGgTt][iI][bB]?") ? " (write K, M, G, T: they already mean KiB, MiB, ...)"
+                    : " (expected a number with an optional suffix K, M, G or T)";
+            throw new ConfigurationException(what + ": '" + text + "' is not a size" + hint);
         }
-        try {
-            if (t.isEmpty() || t.startsWith("-") || t.startsWith("+")) {
-                throw new NumberFormatException();
-            }
-            double v;
-            long whole;
-            if (t.startsWith("0x") || t.startsWith("0X")) {
-                whole = Long.parseUnsignedLong(t.substring(2), 16);
-                v = whole;
-            } else {
-                v = Double.parseDouble(t);
-                if (!Double.isFinite(v) || t.toLowerCase(Locale.ROOT).contains("e") || t.toLowerCase(Locale.ROOT).contains("n")) {
-                    throw new NumberFormatException();
-                }
-            }
-            double bytes = v * unit;
-            if (bytes >= 0x1p63) {
+        long unit = m.group(3) == null ? defaultUnit : 1L << (10 * "BKMGTPE".indexOf(Character.toUpperCase(m.group(3).charAt(0))));
+        double v;
+        if (m.group(1) != null) {
+            try {
+                v = Long.parseUnsignedLong(m.group(1).substring(2), 16);
+            } catch (NumberFormatException e) {
                 throw new ConfigurationException(what + ": '" + text + "' is too large");
             }
-            double rounded = Math.floor(bytes);
-            if (rounded != bytes) {
-                throw new ConfigurationException(what + ": '" + text + "' is not a whole number of bytes");
-            }
-            return (long) rounded;
-        } catch (NumberFormatException e) {
-            throw new ConfigurationException(what + ": '" + text + "' is not a size (expected a number with an optional suffix K, M, G or T)");
+        } else {
+            v = Double.parseDouble(m.group(2));
         }
+        double bytes = v * unit;
+        if (bytes >= 0x1p63) {
+            throw new ConfigurationException(what + ": '" + text + "' is too large");
+        }
+        if (Math.floor(bytes) != bytes) {
+            throw new ConfigurationException(what + ": '" + text + "' is not a whole number of bytes");
+        }
+        return (long) bytes;
     }
+
+    private static final java.util.regex.Pattern SIZE =
+            java.util.regex.Pattern.compile("(?:(0[xX][0-9a-fA-F]{1,16})|([0-9]{1,19}(?:\\.[0-9]{1,9})?))([bBkKmMgGtTpPeE])?");
 
     /** Parses a size in bytes (no suffix means bytes). */
     public static long parse(String text, String what) {
