@@ -5,7 +5,8 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.util.List;
-import org.pf4j.DefaultPluginStatusProvider;
+import java.nio.file.Files;
+import java.util.ArrayList;
 
 /**
  * Loads the plugins of one plugins directory: each a pf4j plugin (manifest {@code Plugin-Id},
@@ -69,21 +70,36 @@ public final class PluginHost implements AutoCloseable {
         manager.stopPlugins();
     }
 
-    /** Enables {@code pluginId} for the deployment in {@code pluginsDir} (edits enabled.txt / disabled.txt). */
+    /**
+     * Enables {@code pluginId} for the deployment in {@code pluginsDir}: removes it from disabled.txt
+     * and, when enabled.txt lists plugins (then only those load), adds it there.
+     */
     public static void enable(Path pluginsDir, String pluginId) {
-        try {
-            new DefaultPluginStatusProvider(pluginsDir).enablePlugin(pluginId);
-        } catch (RuntimeException e) {
-            throw new UncheckedIOException(new IOException("cannot enable plugin '" + pluginId + "' in " + pluginsDir + ": " + e.getMessage(), e));
-        }
+        editList(pluginsDir.resolve("disabled.txt"), pluginId, false, false);
+        editList(pluginsDir.resolve("enabled.txt"), pluginId, true, true);
     }
 
-    /** Disables {@code pluginId} for the deployment in {@code pluginsDir}. */
+    /** Disables {@code pluginId}: adds it to disabled.txt and removes it from enabled.txt. */
     public static void disable(Path pluginsDir, String pluginId) {
+        editList(pluginsDir.resolve("enabled.txt"), pluginId, false, false);
+        editList(pluginsDir.resolve("disabled.txt"), pluginId, true, false);
+    }
+
+    private static void editList(Path file, String id, boolean add, boolean onlyIfNonEmpty) {
         try {
-            new DefaultPluginStatusProvider(pluginsDir).disablePlugin(pluginId);
-        } catch (RuntimeException e) {
-            throw new UncheckedIOException(new IOException("cannot disable plugin '" + pluginId + "' in " + pluginsDir + ": " + e.getMessage(), e));
+            List<String> lines = Files.exists(file) ? new ArrayList<>(Files.readAllLines(file)) : new ArrayList<>();
+            boolean listsAny = lines.stream().anyMatch(l -> !l.isBlank() && !l.trim().startsWith("#"));
+            boolean present = lines.stream().anyMatch(l -> l.trim().equals(id));
+            if (add && !present && (!onlyIfNonEmpty || listsAny)) {
+                lines.add(id);
+            } else if (!add && present) {
+                lines.removeIf(l -> l.trim().equals(id));
+            } else {
+                return;
+            }
+            Files.write(file, lines);
+        } catch (IOException e) {
+            throw new UncheckedIOException(new IOException("cannot update " + file + ": " + e.getMessage(), e));
         }
     }
 }

@@ -275,6 +275,16 @@ class PluginHostTest {
         try (PluginHost h = PluginHost.load(plugins, VERSION)) {
             assertThat(ids(h)).containsExactly("one", "two");
         }
+        // a non-empty enabled.txt means: only these
+        Files.writeString(plugins.resolve("enabled.txt"), "# chosen for this host\none\n");
+        try (PluginHost h = PluginHost.load(plugins, VERSION)) {
+            assertThat(ids(h)).containsExactly("one");
+        }
+        PluginHost.enable(plugins, "two");
+        PluginHost.disable(plugins, "one");
+        try (PluginHost h = PluginHost.load(plugins, VERSION)) {
+            assertThat(ids(h)).containsExactly("two");
+        }
     }
 
     @Test

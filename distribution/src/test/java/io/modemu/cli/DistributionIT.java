@@ -1,0 +1,121 @@
+package io.modemu.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Unpacks the built modemu-VERSION.tar.gz and runs bin/modemu from it, as a user would. */
+class DistributionIT {
+    @TempDir
+    static Path tmp;
+    static Path home;
+
+    record Result(int exit, String out, String err) {
+    }
+
+    @BeforeAll
+    static void unpack() throws Exception {
+        Path tarball = Path.of(System.getProperty("modemu.dist.tarball"));
+        assertThat(tarball).exists();
+        Process p = new ProcessBuilder("tar", "xzf", tarball.toString(), "-C", tmp.toString()).inheritIO().start();
+        assertThat(p.waitFor()).isZero();
+        try (var s = Files.list(tmp)) {
+            home = s.filter(d -> d.getFileName().toString().startsWith("modemu-")).findFirst().orElseThrow();
+        }
+    }
+
+    static Result modemu(String... args) throws IOException, InterruptedException {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(home.resolve("bin/modemu").toString());
+        cmd.addAll(List.of(args));
+        ProcessBuilder pb = new ProcessBuilder(cmd);
+        pb.environment().put("JAVA_HOME", System.getProperty("java.home"));
+        pb.environment().remove("MODEMU_PLUGINS");
+        Path out = Files.createTempFile(tmp, "out", ".txt");
+        Path err = Files.createTempFile(tmp, "err", ".txt");
+        pb.redirectOutput(out.toFile()).redirectError(err.toFile());
+        Process p = pb.start();
+        assertThat(p.waitFor(60, TimeUnit.SECONDS)).as("modemu %s finished", String.join(" ", args)).isTrue();
+        return new Result(p.exitValue(), Files.readString(out, StandardCharsets.UTF_8), Files.readString(err, StandardCharsets.UTF_8));
+    }
+
+    @Test
+    void theTarballHasTheLayoutOfAnInstallation() {
+        assertThat(home.resolve("bin/modemu")).isExecutable();
+        assertThat(home.resolve("conf/logback.xml")).isRegularFile();
+        assertThat(home.resolve("lib/modemu-platform-0.1.0.jar")).isRegularFile();
+        assertThat(home.resolve("plugins/modemu-plugin-file.jar")).isRegularFile();
+        assertThat(home.resolve("plugins/enabled.txt")).exists();
+        assertThat(home.resolve("plugins/disabled.txt")).exists();
+        assertThat(home.resolve("README.md")).isRegularFile();
+    }
+
+    @Test
+    void pluginsListsEachPluginWithIdVersionModuleAndContributions() throws Exception {
+        Result r = modemu("plugins");
+        assertThat(r.exit()).as(r.err()).isZero();
+        assertThat(r.out()).containsPattern("file\\s+0\\.1\\.0\\s+io\\.modemu\\.block\\.file\\s+block drivers file, raw");
+        assertThat(r.out()).containsPattern("null\\s+0\\.1\\.0\\s+io\\.modemu\\.block\\.nullco\\s+block drivers null-co, null");
+    }
+
+    @Test
+    void disablingAPluginRemovesItUntilItIsEnabledAgain() throws Exception {
+        Result d = modemu("plugins", "disable", "null");
+        assertThat(d.exit()).as(d.err()).isZero();
+        Result l = modemu("plugins", "list");
+        assertThat(l.out()).doesNotContainPattern("null\\s+0\\.1\\.0").contains("Disabled:").contains("null (modemu-plugin-null.jar)");
+        assertThat(modemu("plugins", "enable", "null").exit()).isZero();
+        assertThat(modemu("plugins").out()).containsPattern("null\\s+0\\.1\\.0");
+    }
+
+    @Test
+    void aBrokenPluginIsListedAsFailedAndTheOthersStillLoad() throws Exception {
+        Path broken = home.resolve("plugins/broken.jar");
+        Files.write(broken, "this is not a jar".getBytes(StandardCharsets.UTF_8));
+        try {
+            Result r = modemu("plugins");
+            assertThat(r.exit()).isZero();
+            assertThat(r.out()).containsPattern("file\\s+0\\.1\\.0").contains("Failed:")
+                    .contains("plugin 'broken.jar' (broken.jar): not a readable jar: broken.jar");
+        } finally {
+            Files.delete(broken);
+        }
+    }
+
+    @Test
+    void aCommandThatCannotDoItsJobExitsNonZeroWithOneLine() throws Exception {
+        Result r = modemu("plugins", "enable", "no-such-plugin");
+        assertThat(r.exit()).isEqualTo(1);
+        assertThat(r.err().strip()).isEqualTo("modemu: no plugin 'no-such-plugin' in " + home.resolve("plugins"));
+        Result bad = modemu("plugins", "frobnicate");
+        assertThat(bad.exit()).isNotZero();
+        assertThat(bad.err()).contains("unknown action 'frobnicate'");
+    }
+
+    @Test
+    void theLauncherSaysClearlyWhenJava25IsMissing() throws Exception {
+        ProcessBuilder pb = new ProcessBuilder(home.resolve("bin/modemu").toString(), "--version");
+        pb.environment().put("JAVA_HOME", "/nonexistent");
+        pb.environment().put("PATH", "/usr/bin:/bin");
+        pb.redirectErrorStream(true);
+        Process p = pb.start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        p.waitFor(30, TimeUnit.SECONDS);
+        // on a machine whose /usr/lib/jvm holds a JDK 25 the launcher finds it there; otherwise it must say so
+        if (p.exitValue() != 0) {
+            assertThat(p.exitValue()).isEqualTo(127);
+            assertThat(out).contains("modemu: needs Java 25 or newer");
+        } else {
+            assertThat(out).startsWith("modemu 0.1.0");
+        }
+    }
+}
