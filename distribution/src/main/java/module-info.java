@@ -3,6 +3,7 @@ module io.modemu.cli {
     requires io.modemu.platform;
     requires info.picocli;
     requires org.slf4j;
+    requires com.fasterxml.jackson.databind;
 
     opens io.modemu.cli to info.picocli;
 }

@@ -8,6 +8,7 @@ module io.modemu.platform {
     requires org.pf4j;
     requires com.google.guice;
     requires jakarta.inject;
+    requires com.fasterxml.jackson.databind;
 
     exports io.modemu.aio;
     exports io.modemu.machine;
@@ -18,6 +19,7 @@ module io.modemu.platform {
     exports io.modemu.options;
     exports io.modemu.plugin;
     exports io.modemu.platform;
+    exports io.modemu.monitor;
 
     opens io.modemu.platform to com.google.guice;
     opens io.modemu.platform.internal to com.google.guice;
@@ -26,4 +28,5 @@ module io.modemu.platform {
     uses io.modemu.block.BlockDriver;
     uses io.modemu.migration.MigrationTransport;
     uses io.modemu.guest.GuestProgram;
+    uses io.modemu.monitor.MonitorCommand;
 }

@@ -98,6 +98,11 @@ public final class AioContext implements Executor, AutoCloseable {
         return new EventNotifier(this, notifierName, handler);
     }
 
+    /** The host thread id of this loop, or -1 (simulated loops). */
+    public long nativeThreadId() {
+        return loop.nativeThreadId();
+    }
+
     /** This loop's clock (virtual under a deterministic scheduler). */
     public long nanoTime() {
         return loop.nanoTime();

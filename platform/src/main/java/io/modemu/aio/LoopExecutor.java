@@ -23,6 +23,11 @@ public interface LoopExecutor {
     /** A short description of the current thread or logical thread, for errors. */
     String describeCurrent();
 
+    /** The host thread id (Linux tid) of the loop's thread, or -1 where there is none (a simulated loop). */
+    default long nativeThreadId() {
+        return -1;
+    }
+
     /** Stops the loop after the task running now; later posts are dropped. */
     void shutdown();
 }

@@ -62,6 +62,7 @@ public final class ThreadLoopDriver implements LoopDriver {
         private final Thread thread;
         private final int spin;
         private volatile boolean sleeping;
+        private volatile long tid = -1;
         private volatile boolean stopped;
 
         ThreadLoop(String name, int spin) {
@@ -114,7 +115,19 @@ public final class ThreadLoopDriver implements LoopDriver {
         }
 
         @Override
+        public long nativeThreadId() {
+            return tid;
+        }
+
+        @Override
         public void run() {
+            try {
+                // "/proc/thread-self" links to "<pid>/task/<tid>" on Linux
+                String link = java.nio.file.Files.readSymbolicLink(java.nio.file.Path.of("/proc/thread-self")).toString();
+                tid = Long.parseLong(link.substring(link.lastIndexOf('/') + 1));
+            } catch (java.io.IOException | RuntimeException e) {
+                tid = -1;
+            }
             int idle = 0;
             while (!stopped) {
                 Runnable task = queue.poll();

@@ -33,6 +33,7 @@ public final class BlockBackend {
     private static final Logger log = LoggerFactory.getLogger(BlockBackend.class);
 
     private final String id;
+    private final String driverName;
     private final BlockNode node;
     private final AioContext mainLoop;
     private final boolean readOnly;
@@ -49,7 +50,13 @@ public final class BlockBackend {
     private String attachedDevice;
 
     public BlockBackend(String id, BlockNode node, AioContext mainLoop, boolean readOnly) {
+        this(id, "unknown", node, mainLoop, readOnly);
+    }
+
+    /** @param driverName the block driver that opened {@code node}, for {@code query-block} */
+    public BlockBackend(String id, String driverName, BlockNode node, AioContext mainLoop, boolean readOnly) {
         this.id = id;
+        this.driverName = driverName;
         this.node = node;
         this.mainLoop = mainLoop;
         this.context = mainLoop;
@@ -58,6 +65,11 @@ public final class BlockBackend {
 
     public String id() {
         return id;
+    }
+
+    /** The block driver that opened the node (for example {@code file}). */
+    public String driverName() {
+        return driverName;
     }
 
     public BlockNode node() {
@@ -176,7 +188,7 @@ public final class BlockBackend {
             }
             return;
         }
-        BlockCompletion cb = status -> deliver(done, status, kind, length);
+        BlockCompletion cb = status -> deliver(done, status, kind, offset, length);
         int check = check(offset, length, writes);
         if (check != 0) {
             cb.complete(check);
@@ -209,19 +221,25 @@ public final class BlockBackend {
         }
     }
 
-    private void deliver(BlockCompletion done, int status, Kind kind, long length) {
+    private void deliver(BlockCompletion done, int status, Kind kind, long offset, long length) {
         AioContext ctx = context;
         if (ctx.inThread()) {
-            finish(done, status, kind, length);
+            finish(done, status, kind, offset, length);
         } else {
-            ctx.execute(() -> finish(done, status, kind, length));
+            ctx.execute(() -> finish(done, status, kind, offset, length));
         }
     }
 
-    private void finish(BlockCompletion done, int status, Kind kind, long length) {
+    private void finish(BlockCompletion done, int status, Kind kind, long offset, long length) {
         try {
             if (status < 0) {
                 stats.failedOps.increment();
+                switch (kind) {
+                    case READ -> stats.failedRd.increment();
+                    case WRITE, ZEROES -> stats.failedWr.increment();
+                    case FLUSH -> stats.failedFlush.increment();
+                    case DISCARD -> stats.failedUnmap.increment();
+                }
             } else {
                 switch (kind) {
                     case READ -> {
@@ -231,6 +249,7 @@ public final class BlockBackend {
                     case WRITE -> {
                         stats.wrOps.increment();
                         stats.wrBytes.add(length);
+                        stats.wrHighest.accumulate(offset + length);
                     }
                     case FLUSH -> stats.flushOps.increment();
                     case DISCARD -> stats.discardOps.increment();

@@ -12,6 +12,11 @@ public final class BlockStats {
     final LongAdder discardOps = new LongAdder();
     final LongAdder zeroOps = new LongAdder();
     final LongAdder failedOps = new LongAdder();
+    final java.util.concurrent.atomic.LongAccumulator wrHighest = new java.util.concurrent.atomic.LongAccumulator(Math::max, 0);
+    final LongAdder failedRd = new LongAdder();
+    final LongAdder failedWr = new LongAdder();
+    final LongAdder failedFlush = new LongAdder();
+    final LongAdder failedUnmap = new LongAdder();
 
     public long readOps() {
         return rdOps.sum();
@@ -41,7 +46,29 @@ public final class BlockStats {
         return zeroOps.sum();
     }
 
+    /** The offset after the highest byte written so far. */
+    public long writeHighestOffset() {
+        return wrHighest.get();
+    }
+
     public long failedOps() {
         return failedOps.sum();
+    }
+
+    public long failedReadOps() {
+        return failedRd.sum();
+    }
+
+    /** Failed writes and write-zeroes. */
+    public long failedWriteOps() {
+        return failedWr.sum();
+    }
+
+    public long failedFlushOps() {
+        return failedFlush.sum();
+    }
+
+    public long failedDiscardOps() {
+        return failedUnmap.sum();
     }
 }

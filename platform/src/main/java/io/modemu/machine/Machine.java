@@ -96,6 +96,9 @@ public final class Machine implements AutoCloseable {
     private List<Registration> realizing;
     private volatile RunState state;
     private volatile boolean closed;
+    private volatile boolean autostart = true;
+    private String guestName;
+    private java.util.Map<String, String> guestOptions;
 
     private Machine(Builder b) {
         if (!TYPE_VIRT.equals(b.type)) {
@@ -315,7 +318,7 @@ public final class Machine implements AutoCloseable {
                 node.close();
                 throw e;
             }
-            BlockBackend be = new BlockBackend(id, node, mainLoop, readOnly);
+            BlockBackend be = new BlockBackend(id, bd.name(), node, mainLoop, readOnly);
             drives.put(id, be);
             return be;
         });
@@ -396,8 +399,67 @@ public final class Machine implements AutoCloseable {
             GuestTask task = p.load(cpu, options);
             options.checkAllUsed();
             cpu.load(task);
+            guestName = programName;
+            guestOptions = new java.util.LinkedHashMap<>(options.asMap());
             return task;
         });
+    }
+
+    /** Whether the VM starts by itself once an incoming migration completed (cleared by {@code -S} and QMP {@code stop}). */
+    public boolean autostart() {
+        return autostart;
+    }
+
+    public void setAutostart(boolean on) {
+        this.autostart = on;
+    }
+
+    /**
+     * Copies {@code file} into guest RAM at {@code gpa} (QEMU's generic loader).
+     *
+     * @throws ConfigurationException if the file cannot be read or does not fit in RAM at that address
+     */
+    public void loadImage(Path file, long gpa) {
+        long size;
+        try {
+            size = java.nio.file.Files.size(file);
+        } catch (IOException e) {
+            throw new ConfigurationException("-device loader: cannot read '" + file + "': " + (e instanceof java.nio.file.NoSuchFileException ? "no such file" : e.getMessage()));
+        }
+        if (!memory.isRam(gpa, size)) {
+            throw new ConfigurationException(String.format("-device loader: '%s' (%d bytes) does not fit in guest RAM at 0x%x", file, size, gpa));
+        }
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+            java.nio.ByteBuffer dst = memory.slice(gpa, size).asByteBuffer();
+            while (dst.hasRemaining()) {
+                if (ch.read(dst) < 0) {
+                    break;
+                }
+            }
+            memory.markDirty(gpa, size);
+        } catch (IOException e) {
+            throw new ConfigurationException("-device loader: cannot read '" + file + "': " + e.getMessage());
+        }
+    }
+
+    /**
+     * A system reset (QMP {@code system_reset}): the vCPUs pause, every {@link io.modemu.device.Resettable}
+     * device resets, the guest program is loaded afresh, and the vCPUs resume if the VM runs. Any thread.
+     */
+    public CompletableFuture<Void> systemReset() {
+        return queueChange(() -> pauseVcpus().thenComposeAsync(v -> {
+            for (Device d : devices.values()) {
+                if (d instanceof io.modemu.device.Resettable r) {
+                    r.reset();
+                }
+            }
+            if (guestName != null && !vcpus.isEmpty()) {
+                Vcpu cpu = vcpus.getFirst();
+                cpu.load(contributions.guestProgram(guestName).load(cpu, Options.of("-guest " + guestName, guestOptions)));
+            }
+            emit("RESET", Map.of("guest", false, "reason", "host-qmp-system-reset"));
+            return state == RunState.RUNNING ? resumeVcpus() : CompletableFuture.completedFuture(null);
+        }, mainLoop));
     }
 
     // ---- run state ----

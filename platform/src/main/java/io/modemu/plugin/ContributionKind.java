@@ -5,7 +5,8 @@ public enum ContributionKind {
     DEVICE_TYPE("device", "device type"),
     BLOCK_DRIVER("block", "block driver"),
     MIGRATION_SCHEME("scheme", "migration scheme"),
-    GUEST_PROGRAM("guest", "guest program");
+    GUEST_PROGRAM("guest", "guest program"),
+    MONITOR_COMMAND("qmp", "QMP command");
 
     private final String prefix;
     private final String label;

@@ -54,6 +54,12 @@ public final class Contributions {
         return (GuestProgram) require(ContributionKind.GUEST_PROGRAM, name).implementation();
     }
 
+    /** The QMP commands plugins add. */
+    public List<io.modemu.monitor.MonitorCommand> monitorCommands() {
+        return byKind.get(ContributionKind.MONITOR_COMMAND).values().stream()
+                .map(e -> (io.modemu.monitor.MonitorCommand) e.implementation()).toList();
+    }
+
     public boolean has(ContributionKind kind, String name) {
         return byKind.get(kind).containsKey(name);
     }

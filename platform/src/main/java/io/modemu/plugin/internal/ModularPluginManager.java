@@ -385,6 +385,7 @@ public final class ModularPluginManager extends DefaultPluginManager {
         collect(layer, BlockDriver.class, BlockDriver::name, ContributionKind.BLOCK_DRIVER, found);
         collect(layer, MigrationTransport.class, MigrationTransport::scheme, ContributionKind.MIGRATION_SCHEME, found);
         collect(layer, GuestProgram.class, GuestProgram::name, ContributionKind.GUEST_PROGRAM, found);
+        collect(layer, io.modemu.monitor.MonitorCommand.class, io.modemu.monitor.MonitorCommand::name, ContributionKind.MONITOR_COMMAND, found);
         for (Object[] bd : found.getOrDefault(ContributionKind.BLOCK_DRIVER, List.of()).toArray(Object[][]::new)) {
             for (String alias : ((BlockDriver) bd[1]).aliases()) {
                 found.get(ContributionKind.BLOCK_DRIVER).add(new Object[] {alias, bd[1]});
