@@ -15,8 +15,13 @@ public final class Main implements Runnable {
         System.exit(execute(args));
     }
 
-    /** Runs the command and returns its exit code (tests call this). */
+    /** Runs the command and returns its exit code. */
     public static int execute(String... args) {
+        return execute(null, null, args);
+    }
+
+    /** Runs the command with its output going to {@code out} and {@code err} (null: the console); returns the exit code. */
+    public static int execute(java.io.PrintWriter out, java.io.PrintWriter err, String... args) {
         if (args.length > 0 && args[0].startsWith("-") && !java.util.Set.of("-h", "--help", "-V", "--version").contains(args[0])) {
             // QEMU style: bin/modemu -machine virt ... means bin/modemu run -machine virt ...
             String[] withRun = new String[args.length + 1];
@@ -26,6 +31,12 @@ public final class Main implements Runnable {
         }
         CommandLine cl = new CommandLine(new Main());
         cl.setPosixClusteredShortOptionsAllowed(false);
+        if (out != null) {
+            cl.setOut(out);
+        }
+        if (err != null) {
+            cl.setErr(err);
+        }
         cl.setExecutionExceptionHandler((ex, cmd, parseResult) -> {
             cmd.getErr().println("modemu: " + (ex.getMessage() != null ? ex.getMessage() : ex.toString()));
             if (!(ex instanceof io.modemu.options.ConfigurationException)) {
