@@ -35,6 +35,29 @@ class GuestMemoryTest {
     }
 
     @Test
+    void ramBackedByASharedFileMappingIsVisibleInTheFile(@org.junit.jupiter.api.io.TempDir java.nio.file.Path tmp) throws Exception {
+        java.nio.file.Path file = tmp.resolve("ram");
+        try (Machine m = Machine.builder().loopDriver(new DeterministicScheduler(2)).ram(1 << 20).ramFile(file).vcpus(0).build()) {
+            m.memory().writeU32(Machine.RAM_BASE + 4096, 0xcafef00dL);
+            assertThat(m.memory().blocks().getFirst().backingFile()).contains(file);
+            try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(file)) {
+                assertThat(ch.size()).isEqualTo(1 << 20);
+                java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(4).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+                ch.read(b, 4096);
+                assertThat(Integer.toUnsignedLong(b.flip().getInt())).isEqualTo(0xcafef00dL);
+            }
+        }
+    }
+
+    @Test
+    void aMachineRejectsARamSizeThatIsNotWholePages() {
+        assertThatThrownBy(() -> Machine.builder().ram(1000).build())
+                .hasMessage("-m: RAM size must be a positive multiple of 4 KiB, not 1000");
+        assertThatThrownBy(() -> Machine.builder().type("pc").build())
+                .hasMessage("-machine: unknown machine type 'pc' (supported: virt)");
+    }
+
+    @Test
     void harvestingMovesDirtyBitsAndLosesNone() {
         DirtyBitmap d = new DirtyBitmap(1 << 20);
         d.mark(0, 1);
