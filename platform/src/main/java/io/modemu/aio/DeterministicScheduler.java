@@ -21,7 +21,7 @@ public final class DeterministicScheduler implements LoopDriver {
     private final SplittableRandom random;
     private final long maxTaskCostNanos;
     private final List<SimLoop> loops = new ArrayList<>();
-    private final PriorityQueue<SimTimer> timers = new PriorityQueue<>();
+    private final PriorityQueue<TimerEntry<SimLoop>> timers = new PriorityQueue<>();
     private long now;
     private long timerSeq;
     private long steps;
@@ -127,7 +127,7 @@ public final class DeterministicScheduler implements LoopDriver {
                 }
             }
             if (ready.isEmpty()) {
-                SimTimer next = nextLiveTimer();
+                TimerEntry<SimLoop> next = nextLiveTimer();
                 if (next == null) {
                     return false;
                 }
@@ -156,8 +156,8 @@ public final class DeterministicScheduler implements LoopDriver {
         return true;
     }
 
-    private SimTimer nextLiveTimer() {
-        while (!timers.isEmpty() && (timers.peek().cancelled || timers.peek().loop.stopped)) {
+    private TimerEntry<SimLoop> nextLiveTimer() {
+        while (!timers.isEmpty() && (timers.peek().cancelled || timers.peek().owner.stopped)) {
             timers.poll();
         }
         return timers.peek();
@@ -165,38 +165,10 @@ public final class DeterministicScheduler implements LoopDriver {
 
     private void releaseDueTimers() {
         while (!timers.isEmpty() && timers.peek().deadline <= now) {
-            SimTimer t = timers.poll();
-            if (!t.cancelled && !t.loop.stopped) {
-                t.loop.queue.add(t.task);
+            TimerEntry<SimLoop> t = timers.poll();
+            if (!t.cancelled && !t.owner.stopped) {
+                t.owner.queue.add(t.task);
             }
-        }
-    }
-
-    private final class SimTimer implements TimerHandle, Comparable<SimTimer> {
-        final long deadline;
-        final long seq;
-        final SimLoop loop;
-        final Runnable task;
-        volatile boolean cancelled;
-
-        SimTimer(long deadline, long seq, SimLoop loop, Runnable task) {
-            this.deadline = deadline;
-            this.seq = seq;
-            this.loop = loop;
-            this.task = task;
-        }
-
-        @Override
-        public boolean cancel() {
-            boolean was = cancelled;
-            cancelled = true;
-            return !was;
-        }
-
-        @Override
-        public int compareTo(SimTimer o) {
-            int c = Long.compare(deadline, o.deadline);
-            return c != 0 ? c : Long.compare(seq, o.seq);
         }
     }
 
@@ -221,7 +193,7 @@ public final class DeterministicScheduler implements LoopDriver {
         @Override
         public TimerHandle postDelayed(long delayNanos, Runnable task) {
             synchronized (DeterministicScheduler.this) {
-                SimTimer t = new SimTimer(now + delayNanos, timerSeq++, this, task);
+                TimerEntry<SimLoop> t = new TimerEntry<>(now + delayNanos, timerSeq++, this, task);
                 timers.add(t);
                 return t;
             }

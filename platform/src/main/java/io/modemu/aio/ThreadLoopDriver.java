@@ -29,35 +29,9 @@ public final class ThreadLoopDriver implements LoopDriver {
         return new ThreadLoop(name, spinIterations);
     }
 
-    private static final class Timer implements TimerHandle, Comparable<Timer> {
-        final long deadline;
-        final long seq;
-        final Runnable task;
-        volatile boolean cancelled;
-
-        Timer(long deadline, long seq, Runnable task) {
-            this.deadline = deadline;
-            this.seq = seq;
-            this.task = task;
-        }
-
-        @Override
-        public boolean cancel() {
-            boolean was = cancelled;
-            cancelled = true;
-            return !was;
-        }
-
-        @Override
-        public int compareTo(Timer o) {
-            int c = Long.compare(deadline, o.deadline);
-            return c != 0 ? c : Long.compare(seq, o.seq);
-        }
-    }
-
     private static final class ThreadLoop implements LoopExecutor, Runnable {
         private final ConcurrentLinkedQueue<Runnable> queue = new ConcurrentLinkedQueue<>();
-        private final PriorityQueue<Timer> timers = new PriorityQueue<>();
+        private final PriorityQueue<TimerEntry<Void>> timers = new PriorityQueue<>();
         private final AtomicLong timerSeq = new AtomicLong();
         private final Thread thread;
         private final int spin;
@@ -84,7 +58,7 @@ public final class ThreadLoopDriver implements LoopDriver {
 
         @Override
         public TimerHandle postDelayed(long delayNanos, Runnable task) {
-            Timer t = new Timer(System.nanoTime() + delayNanos, timerSeq.getAndIncrement(), task);
+            TimerEntry<Void> t = new TimerEntry<>(System.nanoTime() + delayNanos, timerSeq.getAndIncrement(), null, task);
             if (inLoop()) {
                 timers.add(t);
             } else {
@@ -163,7 +137,7 @@ public final class ThreadLoopDriver implements LoopDriver {
         private long runDueTimers() {
             boolean ran = false;
             while (!timers.isEmpty()) {
-                Timer t = timers.peek();
+                TimerEntry<Void> t = timers.peek();
                 if (t.cancelled) {
                     timers.poll();
                     continue;
