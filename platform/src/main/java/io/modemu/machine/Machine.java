@@ -354,9 +354,11 @@ public final class Machine implements AutoCloseable {
             List<Registration> regs = new ArrayList<>();
             realizing = regs;
             Device d;
+            // the device reads its options through this copy, so this copy knows which were used
+            Options deviceOptions = options.withContext("-device " + typeName + ",id=" + id);
             try {
-                d = t.create(this, id, options.withContext("-device " + typeName + ",id=" + id));
-                options.checkAllUsed();
+                d = t.create(this, id, deviceOptions);
+                deviceOptions.checkAllUsed();
             } catch (RuntimeException e) {
                 realizing = null;
                 undo(regs);
