@@ -131,8 +131,12 @@ final class Harness implements AutoCloseable {
         return VirtioBlkGuest.initialize(machine.memory(), machine.mmio(), base, DRIVER_STATE, setup);
     }
 
+    /** Data buffer {@code i}: 8 KiB each from 1 MiB into RAM (896 of them). */
     static long buffer(int i) {
-        return BUFFERS + (long) i * 0x1_0000;
+        if (i < 0 || BUFFERS + (i + 1L) * 0x2000 > Machine.RAM_BASE + RAM) {
+            throw new IllegalArgumentException("buffer " + i + " is beyond guest RAM");
+        }
+        return BUFFERS + (long) i * 0x2000;
     }
 
     /** Every context of the machine. */

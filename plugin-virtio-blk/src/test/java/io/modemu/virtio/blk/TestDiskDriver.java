@@ -23,6 +23,8 @@ final class TestDiskDriver implements BlockDriver {
     private final Map<String, MemorySegment> stores = new ConcurrentHashMap<>();
     private final Map<Op, int[]> faults = new EnumMap<>(Op.class);
     private final Map<Op, AtomicLong> counts = new EnumMap<>(Op.class);
+    private final java.util.List<Runnable> held = new java.util.ArrayList<>();
+    private boolean holding;
 
     TestDiskDriver() {
         for (Op op : Op.values()) {
@@ -43,6 +45,34 @@ final class TestDiskDriver implements BlockDriver {
     /** Fails the next {@code count} operations of kind {@code op} with {@code -errno} ({@code count} -1: until cleared). */
     synchronized void failNext(Op op, int errno, int count) {
         faults.put(op, new int[] {errno, count});
+    }
+
+    /** From now on, completions wait until {@link #release()} (requests stay in flight). */
+    synchronized void hold() {
+        holding = true;
+    }
+
+    /** Lets every held completion go (each after the disk's latency, on its context) and stops holding. */
+    void release() {
+        java.util.List<Runnable> go;
+        synchronized (this) {
+            holding = false;
+            go = new java.util.ArrayList<>(held);
+            held.clear();
+        }
+        go.forEach(Runnable::run);
+    }
+
+    /** Completions held now. */
+    synchronized int heldCount() {
+        return held.size();
+    }
+
+    private synchronized boolean holdIfHolding(Runnable r) {
+        if (holding) {
+            held.add(r);
+        }
+        return holding;
     }
 
     synchronized void clearFaults() {
@@ -114,10 +144,13 @@ final class TestDiskDriver implements BlockDriver {
                 }
                 done.complete(f);
             };
-            if (latency > 0) {
-                ctx.schedule(latency, r);
-            } else {
-                r.run();
+            Runnable start = latency > 0 ? () -> ctx.schedule(latency, r) : () -> ctx.execute(r);
+            if (!holdIfHolding(start)) {
+                if (latency > 0) {
+                    ctx.schedule(latency, r);
+                } else {
+                    r.run();
+                }
             }
         }
 
