@@ -25,6 +25,7 @@ final class TestDiskDriver implements BlockDriver {
     private final Map<Op, AtomicLong> counts = new EnumMap<>(Op.class);
     private final java.util.List<Runnable> held = new java.util.ArrayList<>();
     private boolean holding;
+    private volatile long corruptSector = -1;
 
     TestDiskDriver() {
         for (Op op : Op.values()) {
@@ -73,6 +74,11 @@ final class TestDiskDriver implements BlockDriver {
             held.add(r);
         }
         return holding;
+    }
+
+    /** Reads covering {@code sector} come back with one byte of it flipped (-1: none). */
+    void corruptReadsOf(long sector) {
+        corruptSector = sector;
     }
 
     synchronized void clearFaults() {
@@ -156,7 +162,14 @@ final class TestDiskDriver implements BlockDriver {
 
         @Override
         public void read(AioContext ctx, long offset, MemorySegment buffer, BlockCompletion done) {
-            finish(ctx, Op.READ, () -> MemorySegment.copy(store, offset, buffer, 0, buffer.byteSize()), done);
+            finish(ctx, Op.READ, () -> {
+                MemorySegment.copy(store, offset, buffer, 0, buffer.byteSize());
+                long bad = corruptSector * 512 + 100;
+                if (corruptSector >= 0 && bad >= offset && bad < offset + buffer.byteSize()) {
+                    long at = bad - offset;
+                    buffer.set(java.lang.foreign.ValueLayout.JAVA_BYTE, at, (byte) ~buffer.get(java.lang.foreign.ValueLayout.JAVA_BYTE, at));
+                }
+            }, done);
         }
 
         @Override
