@@ -35,6 +35,12 @@ final class BlkQueue {
     private final Runnable processTask = this::process;
     private final Runnable flushTask = this::flushNow;
     private final GuestMemory memory;
+    /**
+     * Used elements published at once inside a pass: small enough that a polling driver refills the
+     * ring while the pass goes on (the two stream without notifications), large enough to amortize
+     * the fences.
+     */
+    private static final int PUBLISH_BATCH = 8;
     private int epoch;
     private boolean inPass;
     private boolean flushScheduled;
@@ -371,13 +377,18 @@ final class BlkQueue {
         vq.push(r.head, r.inLen);
         r.busy = false;
         unpublished++;
-        if (!inPass && !flushScheduled) {
+        if (inPass) {
+            if (unpublished >= PUBLISH_BATCH) {
+                flushNow();
+            }
+        } else if (!flushScheduled) {
             flushScheduled = true;
             context.execute(flushTask);
         }
     }
 
     private void flushNow() {
+        // a scheduled flush that finds nothing left (a pass published meanwhile) just clears the flag
         flushScheduled = false;
         if (unpublished == 0) {
             return;
