@@ -79,6 +79,10 @@ public final class VirtioBlkBench {
         b.line("seconds", seconds);
         b.line("cpus", Runtime.getRuntime().availableProcessors());
         b.line("java", System.getProperty("java.version"));
+        if (only.equals("null-single")) {
+            b.line("null_one_core_iops_per_cpu_second", Math.round(b.singleThreadIops("driver=null-co,size=1G" + (nullOptions.isEmpty() ? "" : "," + nullOptions))));
+            return;
+        }
         if (!only.equals("file")) {
             String drive = "driver=null-co,size=1G" + (nullOptions.isEmpty() ? "" : "," + nullOptions);
             b.line("null_drive", drive);
@@ -87,6 +91,7 @@ public final class VirtioBlkBench {
             b.line("null_backend_iops", Math.round(backend));
             b.line("null_iops", Math.round(device));
             b.line("null_ratio", String.format(Locale.ROOT, "%.3f", device / backend));
+            b.line("null_one_core_iops_per_cpu_second", Math.round(b.singleThreadIops(drive)));
         }
         if (!only.equals("null")) {
             Path file = Files.createTempFile("modemu-bench-", ".img");
@@ -132,7 +137,11 @@ public final class VirtioBlkBench {
     }
 
     private Machine machine(int vcpus) {
-        return Machine.builder().ram(RAM).iothread("io0").vcpus(vcpus).contributions(Contributions.builder()
+        return machine(vcpus, new io.modemu.aio.ThreadLoopDriver());
+    }
+
+    private Machine machine(int vcpus, io.modemu.aio.LoopDriver loops) {
+        return Machine.builder().ram(RAM).iothread("io0").vcpus(vcpus).loopDriver(loops).contributions(Contributions.builder()
                 .add(new NullBlockDriver()).add(new FileBlockDriver()).add(new VirtioBlkDeviceType()).add(new RandomReadProgram()).build())
                 .build();
     }
@@ -175,6 +184,35 @@ public final class VirtioBlkBench {
                 throw new IllegalStateException(task.errors() + " reads failed through the device");
             }
             return iops;
+        }
+    }
+
+    /**
+     * Requests per second of CPU time through the device with every context on one thread: the
+     * inverse of the whole CPU cost of a request (guest driver, device, backend), independent of other
+     * load on the machine (it counts this thread's CPU time, not the wall clock).
+     */
+    private double singleThreadIops(String drive) {
+        SingleThreadLoopDriver loops = new SingleThreadLoopDriver();
+        Machine m = machine(1, loops);
+        try {
+            m.addDrive("d0", Options.parse("-drive", drive, null));
+            m.addDevice(Options.parse("-device", "virtio-blk-device,drive=d0,iothread=io0,queue-size=256", "driver"));
+            RandomReadProgram.Task task = (RandomReadProgram.Task) m.loadGuest(RandomReadProgram.NAME,
+                    Options.parse("-guest", "qd=" + qd + ",bs=" + bs + ",poll=0", null));
+            loops.await(m.vmStart());
+            loops.runFor(TimeUnit.SECONDS.toNanos(warmup));
+            java.lang.management.ThreadMXBean cpu = java.lang.management.ManagementFactory.getThreadMXBean();
+            long c0 = task.completed();
+            long t0 = cpu.getCurrentThreadCpuTime();
+            loops.runFor(TimeUnit.SECONDS.toNanos(seconds));
+            long c1 = task.completed();
+            long t1 = cpu.getCurrentThreadCpuTime();
+            loops.await(m.vmStop(RunState.PAUSED));
+            // per second of this thread's CPU time: other load on the machine does not count
+            return (c1 - c0) * 1e9 / (t1 - t0);
+        } finally {
+            m.close();
         }
     }
 

@@ -28,6 +28,8 @@ final class DiskVerifyTask implements GuestTask {
     private static final long RESET_POLL_NANOS = 20_000;
     private static final long MAX_DIRTY_INTERVAL = 100_000_000;
     private static final int MAX_DIRTY_PAGES_PER_STEP = 64;
+    /** Requests queued per step at most: a step is the vCPU's safe-point granularity, so it stays short. */
+    private static final int MAX_ISSUE_PER_STEP = 16;
 
     private final GuestEnvironment env;
     private final GuestMemory memory;
@@ -149,7 +151,7 @@ final class DiskVerifyTask implements GuestTask {
             state.u64(DiskVerifyState.O_READS_DONE, 0);
         }
         int issued = 0;
-        for (int slot = 0; slot < config.depth(); slot++) {
+        for (int slot = 0; slot < config.depth() && issued < MAX_ISSUE_PER_STEP; slot++) {
             if (state.slotState(slot) != DiskVerifyState.SLOT_FREE) {
                 continue;
             }
