@@ -339,7 +339,8 @@ public final class Machine implements AutoCloseable {
     /**
      * Creates a device from {@code -device} options ({@code driver=TYPE}, optional {@code id}). Runs on the main
      * loop. Nothing is left half-created: if the device type throws, every registration it made
-     * through this machine is undone.
+     * through this machine is undone; if it returned a device but an option was left unread, the
+     * device is unrealized first.
      */
     public Device addDevice(Options options) {
         return onMainLoop(() -> {
@@ -357,7 +358,7 @@ public final class Machine implements AutoCloseable {
             }
             List<Registration> regs = new ArrayList<>();
             realizing = regs;
-            Device d;
+            Device d = null;
             // the device reads its options through this copy, so this copy knows which were used
             Options deviceOptions = options.withContext("-device " + typeName + ",id=" + id);
             try {
@@ -365,6 +366,14 @@ public final class Machine implements AutoCloseable {
                 deviceOptions.checkAllUsed();
             } catch (RuntimeException e) {
                 realizing = null;
+                if (d != null) {
+                    // created, then refused (an unknown option): release what it holds, as a removal would
+                    try {
+                        d.unrealize();
+                    } catch (RuntimeException ue) {
+                        e.addSuppressed(ue);
+                    }
+                }
                 undo(regs);
                 throw e;
             } finally {

@@ -12,8 +12,10 @@ import io.modemu.plugin.Contributions;
 import org.junit.jupiter.api.Test;
 
 class MachineAddDeviceTest {
-    /** A device type that reads one option, {@code size}. */
+    /** A device type that reads one option, {@code size}, and counts realized devices. */
     private static final class SizedType implements DeviceType {
+        final java.util.concurrent.atomic.AtomicInteger live = new java.util.concurrent.atomic.AtomicInteger();
+
         @Override
         public String name() {
             return "sized";
@@ -27,7 +29,13 @@ class MachineAddDeviceTest {
         @Override
         public Device create(Machine machine, String id, Options options) {
             long size = options.integer("size", 1, 1, 100);
+            live.incrementAndGet();
             return new Device() {
+                @Override
+                public void unrealize() {
+                    live.decrementAndGet();
+                }
+
                 @Override
                 public String id() {
                     return id;
@@ -41,9 +49,11 @@ class MachineAddDeviceTest {
         }
     }
 
-    private static Machine machine() {
+    private final SizedType type = new SizedType();
+
+    private Machine machine() {
         return Machine.builder().ram(1 << 20).vcpus(0).loopDriver(new DeterministicScheduler(1))
-                .contributions(Contributions.builder().add(new SizedType()).build()).build();
+                .contributions(Contributions.builder().add(type).build()).build();
     }
 
     @Test
@@ -60,6 +70,7 @@ class MachineAddDeviceTest {
             assertThatThrownBy(() -> m.addDevice(Options.parse("-device", "sized,size=7,colour=red", "driver")))
                     .isInstanceOf(ConfigurationException.class).hasMessageContaining("unknown option 'colour'");
             assertThat(m.devices()).isEmpty();
+            assertThat(type.live.get()).as("the refused device was unrealized").isZero();
         }
     }
 }

@@ -1,0 +1,228 @@
+package io.modemu.bench;
+
+import io.modemu.aio.AioContext;
+import io.modemu.block.BlockBackend;
+import io.modemu.block.file.FileBlockDriver;
+import io.modemu.block.nullco.NullBlockDriver;
+import io.modemu.guest.GuestTask;
+import io.modemu.machine.Machine;
+import io.modemu.machine.RunState;
+import io.modemu.options.Options;
+import io.modemu.plugin.Contributions;
+import io.modemu.virtio.blk.VirtioBlkDeviceType;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.Locale;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Benchmark {@code virtio-blk}: 4 KiB random reads at queue depth 32 through the guest-side virtio-blk
+ * driver (a vCPU) and the device (an IOThread dataplane), against (a) the null driver and (b) a
+ * page-cached raw file; next to the same reads issued straight to the block backend, in the same run.
+ * Prints one {@code key=value} line per figure on standard output.
+ *
+ * <p>Options: {@code --seconds=N} (measured time per run, default 5), {@code --warmup=N} (default 3),
+ * {@code --qd=N} (32), {@code --bs=N} (4096), {@code --file-size=N} (MiB, 256), {@code --file-aio=threads|inline}
+ * (inline), {@code --null-options=...} (extra null-co options), {@code --only=null|file}.
+ */
+public final class VirtioBlkBench {
+    private static final long RAM = 64L << 20;
+    private static final long BUFFERS = Machine.RAM_BASE + (32L << 20);
+
+    private final int seconds;
+    private final int warmup;
+    private final int qd;
+    private final int bs;
+    private final PrintStream out;
+
+    private VirtioBlkBench(int seconds, int warmup, int qd, int bs, PrintStream out) {
+        this.seconds = seconds;
+        this.warmup = warmup;
+        this.qd = qd;
+        this.bs = bs;
+        this.out = out;
+    }
+
+    public static void main(String[] args) throws Exception {
+        int seconds = 5;
+        int warmup = 3;
+        int qd = 32;
+        int bs = 4096;
+        long fileMiB = 256;
+        String fileAio = "inline";
+        String nullOptions = "";
+        String only = "";
+        for (String a : args) {
+            String[] kv = a.replaceFirst("^--", "").split("=", 2);
+            String v = kv.length > 1 ? kv[1] : "";
+            switch (kv[0]) {
+                case "seconds" -> seconds = Integer.parseInt(v);
+                case "warmup" -> warmup = Integer.parseInt(v);
+                case "qd" -> qd = Integer.parseInt(v);
+                case "bs" -> bs = Integer.parseInt(v);
+                case "file-size" -> fileMiB = Long.parseLong(v);
+                case "file-aio" -> fileAio = v;
+                case "null-options" -> nullOptions = v;
+                case "only" -> only = v;
+                default -> throw new IllegalArgumentException("unknown option '" + a + "' (see the class comment of " + VirtioBlkBench.class.getName() + ")");
+            }
+        }
+        VirtioBlkBench b = new VirtioBlkBench(seconds, warmup, qd, bs, System.out);
+        b.line("bench", "virtio-blk");
+        b.line("qd", qd);
+        b.line("bs", bs);
+        b.line("seconds", seconds);
+        b.line("cpus", Runtime.getRuntime().availableProcessors());
+        b.line("java", System.getProperty("java.version"));
+        if (only.equals("null-single")) {
+            b.line("null_one_core_iops_per_cpu_second", Math.round(b.singleThreadIops("driver=null-co,size=1G" + (nullOptions.isEmpty() ? "" : "," + nullOptions))));
+            return;
+        }
+        if (!only.equals("file")) {
+            String drive = "driver=null-co,size=1G" + (nullOptions.isEmpty() ? "" : "," + nullOptions);
+            b.line("null_drive", drive);
+            double backend = b.backendIops(drive);
+            double device = b.deviceIops(drive);
+            b.line("null_backend_iops", Math.round(backend));
+            b.line("null_iops", Math.round(device));
+            b.line("null_ratio", String.format(Locale.ROOT, "%.3f", device / backend));
+            b.line("null_one_core_iops_per_cpu_second", Math.round(b.singleThreadIops(drive)));
+        }
+        if (!only.equals("null")) {
+            Path file = Files.createTempFile("modemu-bench-", ".img");
+            try {
+                fill(file, fileMiB << 20);
+                String drive = "driver=file,filename=" + file.toString().replace(",", ",,") + ",aio=" + fileAio;
+                b.line("file_drive", "driver=file,size=" + fileMiB + "M,aio=" + fileAio + " (page-cached)");
+                double backend = b.backendIops(drive);
+                double device = b.deviceIops(drive);
+                b.line("file_backend_iops", Math.round(backend));
+                b.line("file_iops", Math.round(device));
+                b.line("file_ratio", String.format(Locale.ROOT, "%.3f", device / backend));
+            } finally {
+                Files.deleteIfExists(file);
+            }
+        }
+    }
+
+    private void line(String key, Object value) {
+        out.println(key + "=" + value);
+        out.flush();
+    }
+
+    /** Writes the image and reads it once, so that it sits in the page cache. */
+    private static void fill(Path file, long bytes) throws IOException {
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.WRITE, StandardOpenOption.READ)) {
+            ByteBuffer buf = ByteBuffer.allocateDirect(1 << 20);
+            for (int i = 0; i < buf.capacity(); i++) {
+                buf.put(i, (byte) (i * 31));
+            }
+            for (long pos = 0; pos < bytes; pos += buf.capacity()) {
+                buf.clear();
+                while (buf.hasRemaining()) {
+                    ch.write(buf, pos + buf.position());
+                }
+            }
+            ch.force(false);
+            for (long pos = 0; pos < bytes; pos += buf.capacity()) {
+                buf.clear();
+                ch.read(buf, pos);
+            }
+        }
+    }
+
+    private Machine machine(int vcpus) {
+        return machine(vcpus, new io.modemu.aio.ThreadLoopDriver());
+    }
+
+    private Machine machine(int vcpus, io.modemu.aio.LoopDriver loops) {
+        return Machine.builder().ram(RAM).iothread("io0").vcpus(vcpus).loopDriver(loops).contributions(Contributions.builder()
+                .add(new NullBlockDriver()).add(new FileBlockDriver()).add(new VirtioBlkDeviceType()).add(new RandomReadProgram()).build())
+                .build();
+    }
+
+    /** IOPS of reads issued straight to the backend, living in an IOThread as under the device. */
+    private double backendIops(String drive) throws Exception {
+        try (Machine m = machine(0)) {
+            BlockBackend be = m.addDrive("d0", Options.parse("-drive", drive, null));
+            AioContext io0 = m.iothread("io0");
+            m.onMainLoop(() -> be.setAioContext(io0)).toCompletableFuture().get(10, TimeUnit.SECONDS);
+            DirectReader r = new DirectReader(be, m.memory(), BUFFERS, qd, bs);
+            r.start();
+            double iops = measure(r::completed);
+            r.stop();
+            while (r.inFlight() > 0) {
+                Thread.sleep(1);
+            }
+            if (r.errors() > 0) {
+                throw new IllegalStateException(r.errors() + " reads failed straight on the backend");
+            }
+            return iops;
+        }
+    }
+
+    /** IOPS of reads issued by the guest program through the device. */
+    private double deviceIops(String drive) throws Exception {
+        try (Machine m = machine(1)) {
+            m.addDrive("d0", Options.parse("-drive", drive, null));
+            m.addDevice(Options.parse("-device", "virtio-blk-device,drive=d0,iothread=io0,queue-size=256", "driver"));
+            GuestTask t = m.loadGuest(RandomReadProgram.NAME, Options.parse("-guest", "qd=" + qd + ",bs=" + bs, null));
+            RandomReadProgram.Task task = (RandomReadProgram.Task) t;
+            m.vmStart().get(10, TimeUnit.SECONDS);
+            long s0 = task.steps, z0 = task.sleeps, n0 = task.notifies, e0 = task.emptyPolls, c0 = task.completed();
+            double iops = measure(task::completed);
+            long dc = task.completed() - c0;
+            System.err.printf("device: completions %d steps %d (%.1f per step) empty polls %d sleeps %d notifies %d%n", dc, task.steps - s0,
+                    dc / (double) Math.max(1, task.steps - s0), task.emptyPolls - e0, task.sleeps - z0, task.notifies - n0);
+            m.vmStop(RunState.PAUSED).get(30, TimeUnit.SECONDS);
+            if (task.errors() > 0) {
+                throw new IllegalStateException(task.errors() + " reads failed through the device");
+            }
+            return iops;
+        }
+    }
+
+    /**
+     * Requests per second of CPU time through the device with every context on one thread: the
+     * inverse of the whole CPU cost of a request (guest driver, device, backend), independent of other
+     * load on the machine (it counts this thread's CPU time, not the wall clock).
+     */
+    private double singleThreadIops(String drive) {
+        SingleThreadLoopDriver loops = new SingleThreadLoopDriver();
+        Machine m = machine(1, loops);
+        try {
+            m.addDrive("d0", Options.parse("-drive", drive, null));
+            m.addDevice(Options.parse("-device", "virtio-blk-device,drive=d0,iothread=io0,queue-size=256", "driver"));
+            RandomReadProgram.Task task = (RandomReadProgram.Task) m.loadGuest(RandomReadProgram.NAME,
+                    Options.parse("-guest", "qd=" + qd + ",bs=" + bs + ",poll=0", null));
+            loops.await(m.vmStart());
+            loops.runFor(TimeUnit.SECONDS.toNanos(warmup));
+            java.lang.management.ThreadMXBean cpu = java.lang.management.ManagementFactory.getThreadMXBean();
+            long c0 = task.completed();
+            long t0 = cpu.getCurrentThreadCpuTime();
+            loops.runFor(TimeUnit.SECONDS.toNanos(seconds));
+            long c1 = task.completed();
+            long t1 = cpu.getCurrentThreadCpuTime();
+            loops.await(m.vmStop(RunState.PAUSED));
+            // per second of this thread's CPU time: other load on the machine does not count
+            return (c1 - c0) * 1e9 / (t1 - t0);
+        } finally {
+            m.close();
+        }
+    }
+
+    private double measure(java.util.function.LongSupplier completed) throws InterruptedException {
+        Thread.sleep(TimeUnit.SECONDS.toMillis(warmup));
+        long c0 = completed.getAsLong();
+        long t0 = System.nanoTime();
+        Thread.sleep(TimeUnit.SECONDS.toMillis(seconds));
+        long c1 = completed.getAsLong();
+        long t1 = System.nanoTime();
+        return (c1 - c0) * 1e9 / (t1 - t0);
+    }
+}

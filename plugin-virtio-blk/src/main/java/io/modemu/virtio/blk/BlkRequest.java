@@ -1,0 +1,152 @@
+package io.modemu.virtio.blk;
+
+import io.modemu.block.BlockBackend;
+import io.modemu.block.BlockCompletion;
+import io.modemu.machine.GuestMemory;
+import java.util.Arrays;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * One virtio-blk request, parsed from its descriptor chain: what to do, where the data lies in guest
+ * RAM, where the status byte goes. A queue owns one instance per descriptor index and reuses it for
+ * every request with that head, so the hot path allocates nothing of its own.
+ *
+ * <p>Threads: filled, started and finished on its queue's context; {@link #complete(int)} is the
+ * block backend's callback, on the backend's context, which may be another IOThread.
+ */
+final class BlkRequest implements BlockCompletion {
+    static final int KIND_IN = 0;
+    static final int KIND_OUT = 1;
+    static final int KIND_FLUSH = 2;
+    static final int KIND_DISCARD = 3;
+    static final int KIND_WRITE_ZEROES = 4;
+
+    final BlkQueue queue;
+    final int head;
+    final Runnable finishTask = this::finish;
+    private final AtomicInteger pending = new AtomicInteger();
+    private volatile int error;
+
+    /** In flight, parked, or otherwise not yet handed back to the driver. */
+    boolean busy;
+    /** The queue's epoch when the request was popped: a reset in between makes it stale. */
+    int epoch;
+    int kind;
+    long sector;
+    /** Bytes of a discard or write-zeroes request. */
+    long bytes;
+    long statusAddr;
+    int inLen;
+    int segCount;
+    long[] segAddr = new long[2];
+    int[] segLen = new int[2];
+
+    BlkRequest(BlkQueue queue, int head) {
+        this.queue = queue;
+        this.head = head;
+    }
+
+    void clearSegments() {
+        segCount = 0;
+    }
+
+    void addSegment(long addr, int len) {
+        if (segCount == segAddr.length) {
+            segAddr = Arrays.copyOf(segAddr, segCount * 2);
+            segLen = Arrays.copyOf(segLen, segCount * 2);
+        }
+        segAddr[segCount] = addr;
+        segLen[segCount] = len;
+        segCount++;
+    }
+
+    long dataBytes() {
+        long n = 0;
+        for (int i = 0; i < segCount; i++) {
+            n += Integer.toUnsignedLong(segLen[i]);
+        }
+        return n;
+    }
+
+    /** Hands the request to the block backend (first time, or a retry after a stop). Queue context. */
+    void submit() {
+        VirtioBlkDevice dev = queue.device;
+        BlockBackend backend = dev.backend();
+        error = 0;
+        switch (kind) {
+            case KIND_IN, KIND_OUT -> {
+                if (segCount == 0) {
+                    queue.complete(this, VirtioBlk.S_OK);
+                    return;
+                }
+                GuestMemory memory = dev.memory();
+                pending.set(segCount);
+                long offset = sector << VirtioBlk.SECTOR_SHIFT;
+                for (int i = 0; i < segCount; i++) {
+                    long len = Integer.toUnsignedLong(segLen[i]);
+                    if (kind == KIND_IN) {
+                        backend.read(offset, memory.slice(segAddr[i], len), this);
+                    } else {
+                        backend.write(offset, memory.slice(segAddr[i], len), this);
+                    }
+                    offset += len;
+                }
+            }
+            case KIND_FLUSH -> {
+                pending.set(1);
+                backend.flush(this);
+            }
+            case KIND_DISCARD -> {
+                pending.set(1);
+                backend.discard(sector << VirtioBlk.SECTOR_SHIFT, bytes, this);
+            }
+            case KIND_WRITE_ZEROES -> {
+                pending.set(1);
+                backend.writeZeroes(sector << VirtioBlk.SECTOR_SHIFT, bytes, this);
+            }
+            default -> throw new IllegalStateException("request kind " + kind);
+        }
+    }
+
+    /** Block backend callback for one segment. Backend context. */
+    @Override
+    public void complete(int status) {
+        if (status < 0) {
+            error = status;
+        }
+        if (pending.decrementAndGet() != 0) {
+            return;
+        }
+        if (queue.context.inThread()) {
+            finish();
+        } else {
+            queue.context.execute(finishTask);
+        }
+    }
+
+    /** Every segment is done: apply the error policy and hand the request back. Queue context. */
+    private void finish() {
+        if (kind == KIND_IN) {
+            GuestMemory memory = queue.device.memory();
+            for (int i = 0; i < segCount; i++) {
+                memory.markDirty(segAddr[i], Integer.toUnsignedLong(segLen[i]));
+            }
+        }
+        queue.finished(this, error);
+    }
+
+    boolean isRead() {
+        return kind == KIND_IN;
+    }
+
+    String operation() {
+        return switch (kind) {
+            case KIND_IN -> "read";
+            case KIND_OUT -> "write";
+            case KIND_FLUSH -> "flush";
+            case KIND_DISCARD -> "discard";
+            case KIND_WRITE_ZEROES -> "write-zeroes";
+            default -> "request " + kind;
+        };
+    }
+}
