@@ -1,0 +1,81 @@
+package io.modemu.migration.internal;
+
+import io.modemu.machine.RamBlock;
+import io.modemu.migration.MigrationStreamException;
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.util.List;
+import java.util.concurrent.atomic.LongAdder;
+
+/**
+ * The destination's side of the RAM section: checks every page record against the RAM blocks before
+ * it touches memory, then reads page data straight into guest RAM or clears zero pages (a page that
+ * is zero already is left alone, so untouched RAM stays untouched). Thread-safe: the main channel and
+ * every data channel load through one loader; each page arrives at most once per pass.
+ */
+final class RamLoader {
+    private final List<RamBlock> blocks;
+    private final MigrationProgress progress;
+    private final LongAdder pages = new LongAdder();
+
+    RamLoader(List<RamBlock> blocks, MigrationProgress progress) {
+        this.blocks = blocks;
+        this.progress = progress;
+    }
+
+    /** Pages loaded from the stream so far, every channel. */
+    long pages() {
+        return pages.sum();
+    }
+
+    /** Loads the PAGES record whose header {@code in} just read. */
+    void pages(StreamInput in, String where) throws IOException {
+        RamBlock b = check(in, Wire.MAX_PAGES_PER_RECORD, where);
+        long length = in.b * Wire.PAGE;
+        in.into(b.segment().asSlice(in.c, length));
+        b.dirty().mark(in.c, length);
+        progress.normalPages.add(in.b);
+        pages.add(in.b);
+    }
+
+    /** Applies the ZERO record whose header {@code in} just read. */
+    void zero(StreamInput in, String where) {
+        RamBlock b = check(in, Wire.MAX_ZERO_PAGES_PER_RECORD, where);
+        MemorySegment ram = b.segment();
+        for (long i = 0; i < in.b; i++) {
+            long off = in.c + i * Wire.PAGE;
+            if (!PageScanner.isZero(ram, off)) {
+                ram.asSlice(off, Wire.PAGE).fill((byte) 0);
+                b.dirty().markPage(off / Wire.PAGE);
+            }
+        }
+        progress.zeroPages.add(in.b);
+        pages.add(in.b);
+    }
+
+    private RamBlock check(StreamInput in, long maxPages, String where) {
+        String record = Wire.typeName(in.type) + " record" + where;
+        if (in.flags != 0) {
+            throw fail(record + " has unknown flags 0x" + Integer.toHexString(in.flags));
+        }
+        if (in.a >= blocks.size()) {
+            throw fail(record + " names RAM block " + in.a + ", but the machine has " + blocks.size());
+        }
+        RamBlock b = blocks.get(in.a);
+        if (in.b < 1 || in.b > maxPages) {
+            throw fail(record + " for block '" + b.name() + "' has " + in.b + " pages, outside 1.." + maxPages);
+        }
+        if (in.c < 0 || in.c % Wire.PAGE != 0) {
+            throw fail(record + " for block '" + b.name() + "' has offset 0x" + Long.toHexString(in.c) + ", not page-aligned");
+        }
+        if (in.c > b.size() - in.b * Wire.PAGE) {
+            throw fail(record + " writes [0x" + Long.toHexString(in.c) + ", +" + in.b * Wire.PAGE + ") outside RAM block '" + b.name() + "' ("
+                    + b.size() + " bytes)");
+        }
+        return b;
+    }
+
+    private static MigrationStreamException fail(String message) {
+        return new MigrationStreamException("section 'ram': " + message);
+    }
+}
