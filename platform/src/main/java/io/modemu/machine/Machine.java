@@ -355,8 +355,10 @@ public final class Machine implements AutoCloseable {
             realizing = regs;
             Device d;
             try {
-                d = t.create(this, id, options.withContext("-device " + typeName + ",id=" + id));
-                options.checkAllUsed();
+                // the device reads the copy, so the copy knows which options were used
+                Options deviceOptions = options.withContext("-device " + typeName + ",id=" + id);
+                d = t.create(this, id, deviceOptions);
+                deviceOptions.checkAllUsed();
             } catch (RuntimeException e) {
                 realizing = null;
                 undo(regs);
