@@ -65,12 +65,12 @@ final class RamLoader {
         if (in.b < 1 || in.b > maxPages) {
             throw fail(record + " for block '" + b.name() + "' has " + in.b + " pages, outside 1.." + maxPages);
         }
-        if (in.c < 0 || in.c % Wire.PAGE != 0) {
-            throw fail(record + " for block '" + b.name() + "' has offset 0x" + Long.toHexString(in.c) + ", not page-aligned");
-        }
-        if (in.c > b.size() - in.b * Wire.PAGE) {
+        if (in.c < 0 || in.c > b.size() - in.b * Wire.PAGE) {
             throw fail(record + " writes [0x" + Long.toHexString(in.c) + ", +" + in.b * Wire.PAGE + ") outside RAM block '" + b.name() + "' ("
                     + b.size() + " bytes)");
+        }
+        if (in.c % Wire.PAGE != 0) {
+            throw fail(record + " for block '" + b.name() + "' has offset 0x" + Long.toHexString(in.c) + ", not page-aligned");
         }
         return b;
     }

@@ -255,8 +255,19 @@ public final class TestVm implements AutoCloseable {
         return null;
     }
 
-    /** The names of the {@code MIGRATION} statuses this machine emitted, in order. */
+    /**
+     * The names of the {@code MIGRATION} statuses this machine emitted, in order, once the last one is
+     * final (events reach listeners through the main loop, shortly after the status changed).
+     */
     public List<String> migrationStatuses() {
+        await(() -> {
+            List<String> s = statusesNow();
+            return !s.isEmpty() && List.of("completed", "failed", "cancelled").contains(s.getLast());
+        }, Duration.ofSeconds(10), () -> "no final MIGRATION event: " + statusesNow());
+        return statusesNow();
+    }
+
+    private List<String> statusesNow() {
         List<String> out = new ArrayList<>();
         for (MachineEvent e : events) {
             if (e.name().equals("MIGRATION")) {
