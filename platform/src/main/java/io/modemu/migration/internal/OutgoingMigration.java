@@ -231,6 +231,7 @@ public final class OutgoingMigration implements Runnable {
             downtimeStart = System.nanoTime();
             stop = machine.vmStop(RunState.FINISH_MIGRATE);
             awaitStop(stop);
+            long stoppedAt = System.nanoTime();
             abort.check();
             progress.stopped();
             status(MigrationStatus.DEVICE);
@@ -249,7 +250,9 @@ public final class OutgoingMigration implements Runnable {
             long pages = scanner.pagesInStream() + (senders == null ? 0 : senders.pagesInStream());
             main.record(Wire.EOF, 0, 0, saved.size(), pages);
             main.flush();
+            long sentAt = System.nanoTime();
             await(returnPath.loaded, io, "load the state");
+            long loadedAt = System.nanoTime();
             synchronized (lifecycle) {
                 abort.check();
                 main.record(Wire.COMMIT, 0, 0, 0, 0);
@@ -264,7 +267,11 @@ public final class OutgoingMigration implements Runnable {
                 ambiguous = true;
                 throw e;
             }
-            long downtime = (System.nanoTime() - downtimeStart) / 1_000_000;
+            long runningAt = System.nanoTime();
+            long downtime = (runningAt - downtimeStart) / 1_000_000;
+            log.debug("machine '{}': downtime {} us: stop {} us, last pages and device state {} us, destination load {} us, start {} us", machine.name(),
+                    (runningAt - downtimeStart) / 1000, (stoppedAt - downtimeStart) / 1000, (sentAt - stoppedAt) / 1000, (loadedAt - sentAt) / 1000,
+                    (runningAt - loadedAt) / 1000);
             progress.downtime(downtime);
             resetThrottle();
             machine.setRunState(RunState.POSTMIGRATE).join();

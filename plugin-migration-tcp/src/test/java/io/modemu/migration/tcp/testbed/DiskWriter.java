@@ -17,19 +17,26 @@ import java.util.Map;
  * meanwhile it dirties {@code dirty-pages} random pages of the rest of RAM per step. Every bit of its
  * state lives in guest RAM, so it carries on wherever the RAM goes.
  *
- * <p>Guest RAM layout from the RAM base: control block at 0 (see {@link State}), ring at 0x1000, the
- * table of acknowledged sequence numbers per block at 0x2000, one 4 KiB buffer per ring slot at
- * 0x10000, and the area it dirties from 1 MiB to the end.
+ * <p>With {@code pace}, it submits one request per {@code pace} at most: a steady stream whose
+ * completions are spread out, so the number in flight stays near {@code depth} rather than
+ * swinging between 0 and {@code depth} in batches.
+ *
+ * <p>Guest RAM layout from the RAM base: control block at 0 (see {@link State}), ring at 0x1000 (up
+ * to 256 entries), the table of acknowledged sequence numbers per block at 0x4000 (up to 8192
+ * blocks), one 4 KiB buffer per ring slot at 0x20000, and the area it dirties from 2 MiB to the end.
  */
 public final class DiskWriter implements GuestProgram {
     public static final String NAME = "disk-writer";
     public static final long CONTROL = 0;
     public static final long RING = 0x1000;
-    public static final long ACKS = 0x2000;
-    public static final long BUFFERS = 0x10000;
-    public static final long DIRTY_AREA = 0x100000;
+    public static final long ACKS = 0x4000;
+    public static final long BUFFERS = 0x20000;
+    public static final long DIRTY_AREA = 0x200000;
+    public static final int MAX_RING = 256;
     public static final int BLOCK = 4096;
     private static final long MAGIC = 0x444b5752_49544552L;
+    /** How many requests a paced guest may submit at once to catch up after a slow step. */
+    private static final long PACE_CREDIT = 8;
 
     /** What the program reports, read from guest RAM (any machine, any time). */
     public record State(boolean initialized, long nextSeq, long doneSeq, long writesAcked, long readsVerified, long failures, long firstFailure,
@@ -64,7 +71,7 @@ public final class DiskWriter implements GuestProgram {
     @Override
     public GuestTask load(GuestEnvironment env, Options options) {
         int slot = (int) options.integer("slot", 0, 0, MmioBus.SLOTS - 1);
-        int ring = (int) options.integer("ring", 64, 1, 64);
+        int ring = (int) options.integer("ring", 64, 1, MAX_RING);
         if (Integer.bitCount(ring) != 1) {
             throw new io.modemu.options.ConfigurationException("-guest disk-writer: ring must be a power of two, not " + ring);
         }
@@ -73,11 +80,12 @@ public final class DiskWriter implements GuestProgram {
         boolean verify = options.bool("verify", true);
         int dirtyPages = (int) options.integer("dirty-pages", 4, 0, 4096);
         long waitNs = options.durationNanos("wait", 50_000, 1);
+        long paceNs = options.durationNanos("pace", 0, 1);
         long seed = options.integer("seed", 1, Long.MIN_VALUE, Long.MAX_VALUE);
         if (env.ramSize() < DIRTY_AREA + BLOCK) {
             throw new io.modemu.options.ConfigurationException("-guest disk-writer: needs at least " + (DIRTY_AREA + BLOCK) + " bytes of RAM");
         }
-        return new Task(env, MmioBus.VIRTIO_MMIO_BASE + slot * MmioBus.VIRTIO_MMIO_STRIDE, ring, depth, blocks, verify, dirtyPages, waitNs, seed);
+        return new Task(env, MmioBus.VIRTIO_MMIO_BASE + slot * MmioBus.VIRTIO_MMIO_STRIDE, ring, depth, blocks, verify, dirtyPages, waitNs, paceNs, seed);
     }
 
     /**
@@ -113,9 +121,10 @@ public final class DiskWriter implements GuestProgram {
         private final int dirtyPages;
         private final long dirtySpan;
         private final long waitNs;
+        private final long paceNs;
         private final long seed;
 
-        Task(GuestEnvironment env, long mmio, int ring, int depth, long blocks, boolean verify, int dirtyPages, long waitNs, long seed) {
+        Task(GuestEnvironment env, long mmio, int ring, int depth, long blocks, boolean verify, int dirtyPages, long waitNs, long paceNs, long seed) {
             this.env = env;
             this.m = env.memory();
             this.base = env.ramBase();
@@ -127,6 +136,7 @@ public final class DiskWriter implements GuestProgram {
             this.dirtyPages = dirtyPages;
             this.dirtySpan = (env.ramSize() - DIRTY_AREA) / BLOCK;
             this.waitNs = waitNs;
+            this.paceNs = paceNs;
             this.seed = seed;
         }
 
@@ -229,7 +239,21 @@ public final class DiskWriter implements GuestProgram {
             long next = ctl(8);
             long done = ctl(16);
             long first = next;
+            long now = env.nanoTime();
+            long due = ctl(72);
+            if (paceNs > 0 && (due - now > paceNs || now - due > PACE_CREDIT * paceNs)) {
+                // first step, a long stall, or another machine's clock: take up the stream from now
+                due = now - PACE_CREDIT * paceNs;
+            }
             while (next - done < depth) {
+                if (paceNs > 0) {
+                    // a steady stream: one request per pace (catching up a little after a slow step),
+                    // so that completions spread out instead of coming in batches
+                    if (now - due < 0) {
+                        break;
+                    }
+                    due += paceNs;
+                }
                 long seq = next;
                 long e = entry(seq);
                 long block = blockOf(seq);
@@ -249,6 +273,9 @@ public final class DiskWriter implements GuestProgram {
                 m.writeU32(e + 28, 0);
                 next++;
                 m.writeU16Release(base + RING, (int) ((seq) & 0xffff));
+            }
+            if (paceNs > 0) {
+                ctl(72, due);
             }
             if (next == first) {
                 return false;

@@ -136,7 +136,7 @@ public final class TestBlockDevice implements Device, MmioDevice, Migratable {
         return submissions.get();
     }
 
-    /** Requests in flight on the backend when the last stop began (after the dataplane stopped taking new ones). */
+    /** Requests in flight on the backend when the last stop reached this device's handler (on the main loop, vCPUs already paused). */
     public int inFlightAtLastStop() {
         return inFlightAtLastStop;
     }
@@ -150,6 +150,7 @@ public final class TestBlockDevice implements Device, MmioDevice, Migratable {
 
     private CompletionStage<Void> stopDataplane() {
         machine.mainLoop().assertInThread();
+        inFlightAtLastStop = backend.inFlight();
         Consumer<TestBlockDevice> hook = onStop;
         if (hook != null) {
             hook.accept(this);
@@ -157,7 +158,6 @@ public final class TestBlockDevice implements Device, MmioDevice, Migratable {
         // first the IOThread stops taking requests (a task there cannot race process()), then drain and move home
         return home.submit(() -> {
             started = false;
-            inFlightAtLastStop = backend.inFlight();
             return null;
         }).thenComposeAsync(v -> backend.setAioContext(machine.mainLoop()), machine.mainLoop());
     }
@@ -166,6 +166,8 @@ public final class TestBlockDevice implements Device, MmioDevice, Migratable {
         machine.mainLoop().assertInThread();
         return backend.setAioContext(home).thenRun(() -> home.execute(() -> {
             started = true;
+            // pairs with the fence in the doorbell: either the guest sees 'started' and rings, or this sees its requests
+            GuestMemory.fullFence();
             process();
         }));
     }
@@ -246,6 +248,7 @@ public final class TestBlockDevice implements Device, MmioDevice, Migratable {
                 }
             }
             case REG_NOTIFY -> {
+                GuestMemory.fullFence();
                 if (started) {
                     notifier.signal();
                 }
