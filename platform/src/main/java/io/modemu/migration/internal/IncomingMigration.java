@@ -189,7 +189,7 @@ public final class IncomingMigration implements Runnable {
             out.bytes(token);
             out.flush();
 
-            RamLoader loader = new RamLoader(blocks, p);
+            RamLoader loader = new RamLoader(blocks, p, config.remoteRam());
             Phaser barrier = new Phaser(config.dataChannels());
             boolean[] connected = new boolean[config.dataChannels()];
             for (int i = 0; i < config.dataChannels(); i++) {
@@ -203,6 +203,8 @@ public final class IncomingMigration implements Runnable {
             }
 
             section = "ram";
+            long tActive = System.nanoTime();
+            long tRamDone = 0;
             long lastPass = 0;
             boolean finalPass = false;
             boolean ramDone = false;
@@ -256,6 +258,7 @@ public final class IncomingMigration implements Runnable {
                             throw new MigrationStreamException("section 'ram': RAM_DONE for pass " + in.b + " without its final PASS_END");
                         }
                         awaitReceivers(receivers, io);
+                        tRamDone = System.nanoTime();
                         ramDone = true;
                         section = "device state";
                     }
@@ -312,6 +315,7 @@ public final class IncomingMigration implements Runnable {
             });
             out.record(Wire.LOADED, 0, 0, 0, 0);
             out.flush();
+            long tLoaded = System.nanoTime();
 
             section = "hand-over";
             while (true) {
@@ -334,6 +338,9 @@ public final class IncomingMigration implements Runnable {
             }
             out.record(Wire.RUNNING, 0, 0, 0, 0);
             out.flush();
+            long tRunning = System.nanoTime();
+            log.debug("machine '{}': RAM {} us, devices {} us, commit and start {} us", machine.name(), (tRamDone - tActive) / 1000,
+                    (tLoaded - tRamDone) / 1000, (tRunning - tLoaded) / 1000);
             p.status(MigrationStatus.COMPLETED);
             log.info("machine '{}': incoming migration from {} completed; the VM is {}", machine.name(), main.peer(), machine.runState());
             return true;

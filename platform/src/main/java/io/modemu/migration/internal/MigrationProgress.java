@@ -77,6 +77,12 @@ final class MigrationProgress {
         status = s;
         if (s.isFinal()) {
             endNanos = System.nanoTime();
+            long setup = setupMs;
+            long ms = (endNanos - startNanos) / 1_000_000 - Math.max(0, setup);
+            if (s == MigrationStatus.COMPLETED && ms > 0) {
+                // as QEMU reports it at the end: everything sent over the time after setup
+                mbps = sent() * 8.0 / ms / 1000;
+            }
         }
         log.debug("machine '{}': migration {} -> {}", machine.name(), old, s);
         machine.emit("MIGRATION", Map.of("status", s.qapiName()));

@@ -214,7 +214,8 @@ public final class OutgoingMigration implements Runnable {
                 pass++;
                 long remaining = ram.pending() * Wire.PAGE;
                 double threshold = progress.bandwidthBytesPerMs() * parameters.get().downtimeLimitMs();
-                log.debug("machine '{}': pass {} done, {} bytes dirty, switch-over below {} bytes", machine.name(), syncs, remaining, (long) threshold);
+                log.debug("machine '{}': pass {} done in {} us, {} bytes dirty, switch-over below {} bytes", machine.name(), syncs,
+                        (System.nanoTime() - passStart) / 1000, remaining, (long) threshold);
                 if (remaining == 0 || remaining < threshold) {
                     break;
                 }

@@ -5,6 +5,7 @@ import io.modemu.migration.RemoteRamWriter;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.List;
 
 /**
@@ -14,7 +15,8 @@ import java.util.List;
  * thread (the migration thread, or one data-channel sender).
  */
 final class PageScanner {
-    private static final MemorySegment ZERO_PAGE = Arena.global().allocate(Wire.PAGE);
+    /** Zeros to compare with: a whole bitmap word's worth of pages (256 KiB). */
+    private static final MemorySegment ZEROS = Arena.global().allocate(64L * Wire.PAGE);
 
     private final List<RamBlock> blocks;
     private final StreamOutput out;
@@ -46,14 +48,44 @@ final class PageScanner {
         return pages;
     }
 
+    /** Whether the page at {@code offset} holds only zeros. A page of data usually shows it in its first or last word. */
     static boolean isZero(MemorySegment ram, long offset) {
-        return MemorySegment.mismatch(ram, offset, offset + Wire.PAGE, ZERO_PAGE, 0, Wire.PAGE) < 0;
+        if (ram.get(ValueLayout.JAVA_LONG_UNALIGNED, offset) != 0 || ram.get(ValueLayout.JAVA_LONG_UNALIGNED, offset + Wire.PAGE - 8) != 0) {
+            return false;
+        }
+        return MemorySegment.mismatch(ram, offset, offset + Wire.PAGE, ZEROS, 0, Wire.PAGE) < 0;
+    }
+
+    /** Whether {@code [offset, offset + length)} holds only zeros, checked in chunks of 256 KiB. */
+    static boolean isZero(MemorySegment ram, long offset, long length) {
+        for (long done = 0; done < length; ) {
+            long n = Math.min(ZEROS.byteSize(), length - done);
+            if (MemorySegment.mismatch(ram, offset + done, offset + done + n, ZEROS, 0, n) >= 0) {
+                return false;
+            }
+            done += n;
+        }
+        return true;
     }
 
     /** Sends the pages whose bits are set in {@code bits}, word {@code wordIndex} of block {@code blockIndex}'s bitmap. */
     void word(int blockIndex, long wordIndex, long bits) throws IOException {
         MemorySegment ram = blocks.get(blockIndex).segment();
         long base = wordIndex << 6;
+        if (bits == -1L && isZero(ram, base * Wire.PAGE, 64L * Wire.PAGE)) {
+            // 64 zero pages in one comparison: the common case of untouched RAM in the first pass
+            if (runLength > 0 && (!runZero || runBlock != blockIndex || base != runStart + runLength
+                    || runLength + 64 > Wire.MAX_ZERO_PAGES_PER_RECORD)) {
+                emit();
+            }
+            if (runLength == 0) {
+                runBlock = blockIndex;
+                runStart = base;
+                runZero = true;
+            }
+            runLength += 64;
+            return;
+        }
         while (bits != 0) {
             long page = base + Long.numberOfTrailingZeros(bits);
             bits &= bits - 1;

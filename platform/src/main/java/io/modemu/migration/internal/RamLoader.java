@@ -18,9 +18,22 @@ final class RamLoader {
     private final MigrationProgress progress;
     private final LongAdder pages = new LongAdder();
 
-    RamLoader(List<RamBlock> blocks, MigrationProgress progress) {
+    private final boolean[] knownZero;
+
+    /**
+     * @param remoteWrites whether the source may also write guest RAM one-sided (then no page is
+     *                     known to be zero: a remote write leaves no trace here)
+     */
+    RamLoader(List<RamBlock> blocks, MigrationProgress progress, boolean remoteWrites) {
         this.blocks = blocks;
         this.progress = progress;
+        this.knownZero = new boolean[blocks.size()];
+        for (int i = 0; i < blocks.size(); i++) {
+            RamBlock b = blocks.get(i);
+            // RAM the machine allocated starts zeroed and every writer marks it: a page whose bit is
+            // clear in a bitmap nobody ever harvested is still zero, and needs no check
+            knownZero[i] = !remoteWrites && b.backingFile().isEmpty() && !b.dirty().everHarvested();
+        }
     }
 
     /** Pages loaded from the stream so far, every channel. */
@@ -42,18 +55,43 @@ final class RamLoader {
     void zero(StreamInput in, String where) {
         RamBlock b = check(in, Wire.MAX_ZERO_PAGES_PER_RECORD, where);
         MemorySegment ram = b.segment();
-        for (long i = 0; i < in.b; i++) {
+        boolean trustBitmap = knownZero[in.a];
+        for (long i = 0; i < in.b; ) {
+            long chunk = Math.min(64, in.b - i);
             long off = in.c + i * Wire.PAGE;
-            if (!PageScanner.isZero(ram, off)) {
-                ram.asSlice(off, Wire.PAGE).fill((byte) 0);
-                b.dirty().markPage(off / Wire.PAGE);
+            if (trustBitmap && !anyDirty(b, off / Wire.PAGE, chunk)) {
+                i += chunk;
+                continue;
             }
+            if (!PageScanner.isZero(ram, off, chunk * Wire.PAGE)) {
+                for (long j = 0; j < chunk; j++) {
+                    long p = off + j * Wire.PAGE;
+                    if (!PageScanner.isZero(ram, p)) {
+                        ram.asSlice(p, Wire.PAGE).fill((byte) 0);
+                        b.dirty().markPage(p / Wire.PAGE);
+                    }
+                }
+            }
+            i += chunk;
         }
         progress.zeroPages.add(in.b);
         pages.add(in.b);
     }
 
+    private static boolean anyDirty(RamBlock b, long firstPage, long count) {
+        for (long p = firstPage; p < firstPage + count; p++) {
+            if (b.dirty().isDirty(p)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     private RamBlock check(StreamInput in, long maxPages, String where) {
+        if (in.flags == 0 && in.a < blocks.size() && in.b >= 1 && in.b <= maxPages && in.c >= 0 && in.c <= blocks.get(in.a).size() - in.b * Wire.PAGE
+                && in.c % Wire.PAGE == 0) {
+            return blocks.get(in.a);
+        }
         String record = Wire.typeName(in.type) + " record" + where;
         if (in.flags != 0) {
             throw fail(record + " has unknown flags 0x" + Integer.toHexString(in.flags));

@@ -60,8 +60,8 @@ final class Wire {
 
     /** Pages of one PAGES record: 1 MiB, large enough for one big gathering write. */
     static final int MAX_PAGES_PER_RECORD = 256;
-    /** Pages of one ZERO record. */
-    static final int MAX_ZERO_PAGES_PER_RECORD = 1 << 16;
+    /** Pages of one ZERO record: 4 MiB, so that the destination checks its RAM while the source scans on. */
+    static final int MAX_ZERO_PAGES_PER_RECORD = 1024;
     static final int MAX_CONFIG = 1 << 20;
     static final int MAX_DEVICE = 64 << 20;
     static final int MAX_TOKEN = 16 << 20;

@@ -1,15 +1,11 @@
 package io.modemu.migration.tcp.testbed;
 
-import io.modemu.block.file.FileBlockDriver;
-import io.modemu.block.nullco.NullBlockDriver;
 import io.modemu.machine.GuestMemory;
 import io.modemu.machine.Machine;
 import io.modemu.machine.MachineEvent;
 import io.modemu.machine.RamBlock;
 import io.modemu.machine.RunState;
 import io.modemu.migration.LiveMigration;
-import io.modemu.migration.MigrationTransport;
-import io.modemu.migration.tcp.TcpTransport;
 import io.modemu.options.Options;
 import io.modemu.plugin.Contributions;
 import java.io.IOException;
@@ -50,7 +46,8 @@ public final class TestVm implements AutoCloseable {
         public boolean iothread = true;
         public boolean incoming;
         public Map<String, String> guestOptions = new LinkedHashMap<>(Map.of("verify", "on", "dirty-pages", "4"));
-        public List<MigrationTransport> transports = new ArrayList<>(List.of(new TcpTransport()));
+        /** What the machine finds transports, drivers and devices in; null for {@link BuiltIn#contributions}. */
+        public Contributions contributions;
 
         public Spec copy() {
             Spec s = new Spec();
@@ -63,7 +60,7 @@ public final class TestVm implements AutoCloseable {
             s.iothread = iothread;
             s.incoming = incoming;
             s.guestOptions = new LinkedHashMap<>(guestOptions);
-            s.transports = new ArrayList<>(transports);
+            s.contributions = contributions;
             return s;
         }
 
@@ -90,16 +87,14 @@ public final class TestVm implements AutoCloseable {
         machine.addEventListener(events::add);
     }
 
-    public static Contributions contributions(List<MigrationTransport> transports) {
-        Contributions.Builder b = Contributions.builder().add(new NullBlockDriver()).add(new FileBlockDriver()).add(TestBlockDevice.TYPE).add(new DiskWriter());
-        for (MigrationTransport t : transports) {
-            b.add(t);
-        }
-        return b.build();
+    /** Adds the test bed's device type and guest program. */
+    public static Contributions.Builder addTestBed(Contributions.Builder b) {
+        return b.add(TestBlockDevice.TYPE).add(new DiskWriter());
     }
 
     public static TestVm create(Spec spec) {
-        Machine.Builder b = Machine.builder().name(spec.name).ram(spec.ram).contributions(contributions(spec.transports)).vcpus(spec.guest ? 1 : 0)
+        Machine.Builder b = Machine.builder().name(spec.name).ram(spec.ram)
+                .contributions(spec.contributions != null ? spec.contributions : BuiltIn.contributions()).vcpus(1)
                 .initialState(spec.incoming ? RunState.INMIGRATE : RunState.PRELAUNCH);
         if (spec.iothread) {
             b.iothread("io0");
