@@ -68,6 +68,9 @@ final class DataReceiver implements Runnable {
                             throw new MigrationStreamException("section 'ram': PASS_END" + where + " for pass " + in.b + " (flags " + in.flags
                                     + "), expected pass " + expected);
                         }
+                        if (in.c != in.headerCrcBefore) {
+                            throw new MigrationStreamException("section 'ram': the record headers" + where + " do not match their checksum (the stream is corrupt)");
+                        }
                         expected++;
                         if (barrier.arriveAndAwaitAdvance() < 0) {
                             throw new MigrationStreamException("section 'ram': another data channel failed");

@@ -224,10 +224,13 @@ public final class IncomingMigration implements Runnable {
                     if (!ramDone) {
                         throw new MigrationStreamException("section 'ram': the stream ended (EOF) before the end of RAM");
                     }
+                    if (in.flags != 0 || in.a != 0 || in.b != in.headerCrcBefore) {
+                        throw new MigrationStreamException("section 'end of stream': the record headers do not match their checksum (the stream is corrupt)");
+                    }
                     long sections = config.sections().size() - 1;
-                    if (in.b != sections || deviceData.size() != sections) {
+                    if (deviceData.size() != sections) {
                         throw new MigrationStreamException("section 'end of stream': " + deviceData.size() + " device sections received, the source listed "
-                                + sections + " and counts " + in.b);
+                                + sections);
                     }
                     if (in.c != loader.pages()) {
                         throw new MigrationStreamException("section 'end of stream': the source sent " + in.c + " pages in the stream, " + loader.pages()
@@ -250,11 +253,14 @@ public final class IncomingMigration implements Runnable {
                             throw new MigrationStreamException("section 'ram': PASS_END for pass " + in.b + (finalPass ? " after the final pass" : "")
                                     + ", expected pass " + (lastPass + 1));
                         }
+                        if (in.a != 0 || in.c != in.headerCrcBefore) {
+                            throw new MigrationStreamException("section 'ram': the record headers do not match their checksum (the stream is corrupt)");
+                        }
                         lastPass = in.b;
                         finalPass = (in.flags & Wire.FLAG_FINAL) != 0;
                     }
                     case Wire.RAM_DONE -> {
-                        if (config.dataChannels() == 0 && (!finalPass || lastPass != in.b)) {
+                        if (in.flags != 0 || in.a != 0 || in.c != 0 || config.dataChannels() == 0 && (!finalPass || lastPass != in.b)) {
                             throw new MigrationStreamException("section 'ram': RAM_DONE for pass " + in.b + " without its final PASS_END");
                         }
                         awaitReceivers(receivers, io);
@@ -320,11 +326,12 @@ public final class IncomingMigration implements Runnable {
             section = "hand-over";
             while (true) {
                 in.next();
-                if (in.type == Wire.COMMIT) {
+                if (in.isBare(Wire.COMMIT)) {
                     break;
                 }
-                if (in.type != Wire.NOP) {
-                    throw new MigrationStreamException("section 'hand-over': expected COMMIT, got " + Wire.typeName(in.type));
+                if (!in.isBare(Wire.NOP)) {
+                    throw new MigrationStreamException("section 'hand-over': expected COMMIT, got " + Wire.typeName(in.type) + " (flags " + in.flags + ", a "
+                            + in.a + ", b " + in.b + ", c " + in.c + ")");
                 }
             }
             if (target != null) {

@@ -165,7 +165,7 @@ final class MultifdSender implements AutoCloseable {
                             scanner.finish();
                         }
                         case Sync s -> {
-                            out.record(Wire.PASS_END, s.last() ? Wire.FLAG_FINAL : 0, 0, s.pass(), 0);
+                            out.record(Wire.PASS_END, s.last() ? Wire.FLAG_FINAL : 0, 0, s.pass(), out.headerCrc());
                             out.flush();
                             s.done().countDown();
                         }

@@ -249,7 +249,7 @@ public final class OutgoingMigration implements Runnable {
                 main.bytes(b);
             }
             long pages = scanner.pagesInStream() + (senders == null ? 0 : senders.pagesInStream());
-            main.record(Wire.EOF, 0, 0, saved.size(), pages);
+            main.record(Wire.EOF, 0, 0, main.headerCrc(), pages);
             main.flush();
             long sentAt = System.nanoTime();
             await(returnPath.loaded, io, "load the state");
@@ -328,7 +328,7 @@ public final class OutgoingMigration implements Runnable {
             if (remote != null) {
                 remote.flush();
             }
-            main.record(Wire.PASS_END, last ? Wire.FLAG_FINAL : 0, 0, pass, 0);
+            main.record(Wire.PASS_END, last ? Wire.FLAG_FINAL : 0, 0, pass, main.headerCrc());
         }
     }
 

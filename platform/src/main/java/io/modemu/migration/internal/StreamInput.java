@@ -22,8 +22,14 @@ final class StreamInput {
     private final LongAdder received;
     private final ByteBuffer buf = ByteBuffer.allocateDirect(READ_AHEAD);
     private final MemorySegment bufSegment = MemorySegment.ofBuffer(buf);
+    private final java.util.zip.CRC32C headers = new java.util.zip.CRC32C();
+    private final byte[] header = new byte[Wire.HEADER];
+    private final ByteBuffer headerView = ByteBuffer.wrap(header);
     private Duration timeout;
     private volatile long lastReadNanos = System.nanoTime();
+
+    /** CRC-32C of the record headers read before the current one (what a PASS_END or EOF must carry). */
+    long headerCrcBefore;
 
     int type;
     int flags;
@@ -58,11 +64,19 @@ final class StreamInput {
     /** Reads the next record header. */
     void next() throws IOException {
         need(Wire.HEADER);
-        type = Byte.toUnsignedInt(buf.get());
-        flags = Byte.toUnsignedInt(buf.get());
-        a = Short.toUnsignedInt(buf.getShort());
-        b = Integer.toUnsignedLong(buf.getInt());
-        c = buf.getLong();
+        buf.get(header);
+        headerCrcBefore = headers.getValue();
+        headers.update(header, 0, Wire.HEADER);
+        type = Byte.toUnsignedInt(headerView.get(0));
+        flags = Byte.toUnsignedInt(headerView.get(1));
+        a = Short.toUnsignedInt(headerView.getShort(2));
+        b = Integer.toUnsignedLong(headerView.getInt(4));
+        c = headerView.getLong(8);
+    }
+
+    /** Whether the record just read is exactly {@code type} with every other field zero. */
+    boolean isBare(int expectedType) {
+        return type == expectedType && flags == 0 && a == 0 && b == 0 && c == 0;
     }
 
     /** Reads {@code length} bytes of payload (the caller checked {@code length} against its limit). */

@@ -21,6 +21,8 @@ final class StreamOutput {
     private final ByteBuffer buf = ByteBuffer.allocateDirect(STAGING);
     private final MemorySegment bufSegment = MemorySegment.ofBuffer(buf);
     private final ByteBuffer[] pair = new ByteBuffer[2];
+    private final java.util.zip.CRC32C headers = new java.util.zip.CRC32C();
+    private final ByteBuffer header = ByteBuffer.allocate(Wire.HEADER);
     private volatile long lastWriteNanos = System.nanoTime();
     private long bytes;
 
@@ -50,7 +52,15 @@ final class StreamOutput {
 
     void record(int type, int flags, int a, long b, long c) throws IOException {
         room(Wire.HEADER);
-        buf.put((byte) type).put((byte) flags).putShort((short) a).putInt((int) b).putLong(c);
+        header.clear();
+        header.put((byte) type).put((byte) flags).putShort((short) a).putInt((int) b).putLong(c);
+        headers.update(header.array(), 0, Wire.HEADER);
+        buf.put(header.array());
+    }
+
+    /** CRC-32C of every record header written so far on this channel (PASS_END and EOF carry it). */
+    long headerCrc() {
+        return headers.getValue();
     }
 
     /** A payload of any length (staged in pieces). */

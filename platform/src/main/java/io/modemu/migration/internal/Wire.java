@@ -13,11 +13,11 @@ import io.modemu.machine.DirtyBitmap;
  *   CONFIG    configuration, checked first       -            payload length   CRC-32C of the payload
  *   PAGES     b pages of RAM follow              block        page count       byte offset in the block
  *   ZERO      b zero pages                       block        page count       byte offset in the block
- *   PASS_END  end of a RAM pass (flag FINAL)     -            pass number      -
+ *   PASS_END  end of a RAM pass (flag FINAL)     -            pass number      CRC-32C of the channel's record headers before it
  *   RAM_DONE  every page is out (main channel)   -            last pass        -
  *   DEVICE    one-shot section                   section id   payload length   version &lt;&lt; 32 | CRC-32C
  *   NOP       keep-alive                         -            -                -
- *   EOF       end of the stream                  -            device sections  pages (normal + zero, every channel)
+ *   EOF       end of the stream                  -            header CRC-32C   pages (normal + zero, every channel)
  *   COMMIT    the source let go: start           -            -                -
  * destination to source (return path)
  *   ACCEPT    configuration accepted             -            token length     -
@@ -27,7 +27,9 @@ import io.modemu.machine.DirtyBitmap;
  * </pre>
  *
  * Data channels ({@code multifd}) carry only PAGES, ZERO, PASS_END and NOP. Integrity: CONFIG and
- * DEVICE payloads carry a CRC-32C; EOF carries the totals the destination counted for itself; every
+ * DEVICE payloads carry a CRC-32C; every PASS_END, and EOF on the main channel, carries the CRC-32C
+ * of every record header sent before it on its channel; EOF carries the page total the destination
+ * counted for itself; COMMIT and the NOPs around it must be exact; every
  * length, block index, page count and offset is bounds-checked before use. Page data has no checksum:
  * pages are sent from live guest RAM, which may change under the send (the dirty bitmap resends them).
  */

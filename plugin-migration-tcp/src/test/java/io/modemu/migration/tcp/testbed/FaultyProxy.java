@@ -35,6 +35,7 @@ public final class FaultyProxy implements AutoCloseable {
     private volatile long truncateAfter = Long.MAX_VALUE;
     private volatile long stallAfter = Long.MAX_VALUE;
     private volatile Tamper tamper;
+    private volatile java.io.ByteArrayOutputStream recording;
     private volatile boolean cut;
 
     public FaultyProxy(String targetHostPort) throws IOException {
@@ -75,6 +76,19 @@ public final class FaultyProxy implements AutoCloseable {
     public FaultyProxy tamper(Tamper t) {
         this.tamper = t;
         return this;
+    }
+
+    /** Keeps a copy of everything the main channel forwards to the destination. */
+    public FaultyProxy record() {
+        this.recording = new java.io.ByteArrayOutputStream();
+        return this;
+    }
+
+    /** What {@link #record()} captured so far. */
+    public byte[] recorded() {
+        synchronized (recording) {
+            return recording.toByteArray();
+        }
     }
 
     /** Resets every connection now (a destination that died). */
@@ -138,6 +152,12 @@ public final class FaultyProxy implements AutoCloseable {
                 Tamper t = tamper;
                 if (main && t != null) {
                     t.apply(pos, buf, 0, n);
+                }
+                java.io.ByteArrayOutputStream rec = recording;
+                if (main && rec != null) {
+                    synchronized (rec) {
+                        rec.write(buf, 0, n);
+                    }
                 }
                 o.write(buf, 0, n);
                 pos += n;
