@@ -272,9 +272,17 @@ public final class TestVm implements AutoCloseable {
         return out;
     }
 
+    /** Cancels any migration, pauses a running VM (a step must not run while RAM goes away), closes the machine. */
     @Override
     public void close() {
         migration.close();
+        if (machine.isRunning()) {
+            try {
+                machine.vmStop(RunState.PAUSED).get(30, java.util.concurrent.TimeUnit.SECONDS);
+            } catch (Exception e) {
+                // closing anyway
+            }
+        }
         machine.close();
     }
 }
