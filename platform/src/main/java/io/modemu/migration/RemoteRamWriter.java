@@ -13,10 +13,12 @@ import java.util.List;
  * stream. Parallel streams ({@code multifd}) are not used then.
  *
  * <p>Ordering contract: a {@link #write} may return before the data landed. Once {@link #flush()}
- * returned, every earlier write is visible in the destination's RAM, and the engine writes stream
- * bytes that depend on it (the next pass, which may send a zero page over a page written one-sided
- * before; the end of RAM) only after that. Pages may change under a write while the VM runs: the
- * dirty bitmap makes the engine send them again.
+ * returned, every earlier write must be visible in the destination's RAM: the engine flushes at the
+ * end of every pass, before the stream says the pass ended, so a zero page of the next pass (sent in
+ * the stream) is applied after the page written one-sided before it. The other way round the engine
+ * needs no help from the transport: before it writes the first page of a pass one-sided it waits
+ * until the destination reported that it applied every stream record of the previous pass. Pages may
+ * change under a write while the VM runs: the dirty bitmap makes the engine send them again.
  *
  * <p>Threads: every method is called by the migration thread.
  */

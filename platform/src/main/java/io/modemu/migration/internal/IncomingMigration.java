@@ -258,6 +258,10 @@ public final class IncomingMigration implements Runnable {
                         }
                         lastPass = in.b;
                         finalPass = (in.flags & Wire.FLAG_FINAL) != 0;
+                        if (config.remoteRam()) {
+                            out.record(Wire.APPLIED, 0, 0, lastPass, 0);
+                            out.flush();
+                        }
                     }
                     case Wire.RAM_DONE -> {
                         if (in.flags != 0 || in.a != 0 || in.c != 0 || config.dataChannels() == 0 && (!finalPass || lastPass != in.b)) {

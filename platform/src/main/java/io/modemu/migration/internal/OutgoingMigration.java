@@ -324,6 +324,11 @@ public final class OutgoingMigration implements Runnable {
             ram.dispatchPass(senders, progress, this::keepAlive);
             senders.sync(pass, last, this::keepAlive);
         } else {
+            if (remote != null && pass > 1) {
+                // a zero page of the last pass, still in the stream, must not land on a page written one-sided in this one
+                main.flush();
+                returnPath.awaitApplied(pass - 1, initial.ioTimeoutMs());
+            }
             ram.sendPass(scanner, abort, progress);
             if (remote != null) {
                 remote.flush();

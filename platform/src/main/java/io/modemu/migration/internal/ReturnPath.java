@@ -34,6 +34,8 @@ final class ReturnPath implements Runnable {
     private final Thread thread;
     private volatile String destinationError;
     private volatile boolean stopping;
+    private long applied;
+    private boolean ended;
 
     ReturnPath(MigrationChannel channel, Abort abort) {
         this.in = new StreamInput(channel, new LongAdder(), null);
@@ -77,6 +79,12 @@ final class ReturnPath implements Runnable {
                         accepted.complete(in.bytes((int) in.b));
                     }
                     case Wire.LOADED -> loaded.complete(null);
+                    case Wire.APPLIED -> {
+                        synchronized (this) {
+                            applied = Math.max(applied, in.b);
+                            notifyAll();
+                        }
+                    }
                     case Wire.RUNNING -> {
                         running.complete(null);
                         return;
@@ -99,7 +107,36 @@ final class ReturnPath implements Runnable {
         }
     }
 
+    /**
+     * Waits until the destination reported pass {@code pass} applied (one-sided RAM).
+     *
+     * @throws IOException if the destination failed, the connection ended, or nothing came for {@code millis}
+     */
+    synchronized void awaitApplied(long pass, long millis) throws IOException {
+        long end = System.nanoTime() + millis * 1_000_000;
+        while (applied < pass) {
+            if (ended) {
+                throw new IOException("the connection to the destination ended while waiting for it to apply pass " + pass
+                        + (destinationError != null ? ": " + destinationError : ""));
+            }
+            long left = end - System.nanoTime();
+            if (left <= 0) {
+                throw new java.net.SocketTimeoutException("the destination did not apply pass " + pass + " within " + millis + " ms");
+            }
+            try {
+                wait(Math.max(1, left / 1_000_000));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IOException("interrupted while waiting for the destination to apply pass " + pass);
+            }
+        }
+    }
+
     private void failAll(IOException e) {
+        synchronized (this) {
+            ended = true;
+            notifyAll();
+        }
         accepted.completeExceptionally(e);
         loaded.completeExceptionally(e);
         running.completeExceptionally(e);

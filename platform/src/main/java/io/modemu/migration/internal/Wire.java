@@ -24,6 +24,8 @@ import io.modemu.machine.DirtyBitmap;
  *   ERROR     the destination failed             -            message length   -
  *   LOADED    everything loaded, awaiting COMMIT -            -                -
  *   RUNNING   the destination runs               -            -                -
+ *   APPLIED   (one-sided RAM only) every record  -            pass number      -
+ *             up to that PASS_END is applied
  * </pre>
  *
  * Data channels ({@code multifd}) carry only PAGES, ZERO, PASS_END and NOP. Integrity: CONFIG and
@@ -57,6 +59,7 @@ final class Wire {
     static final int ERROR = 0x42;
     static final int LOADED = 0x43;
     static final int RUNNING = 0x44;
+    static final int APPLIED = 0x45;
 
     static final int FLAG_FINAL = 1;
 
@@ -91,6 +94,7 @@ final class Wire {
             case ERROR -> "ERROR";
             case LOADED -> "LOADED";
             case RUNNING -> "RUNNING";
+            case APPLIED -> "APPLIED";
             default -> String.format("0x%02x", type);
         };
     }
