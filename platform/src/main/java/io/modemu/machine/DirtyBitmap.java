@@ -19,6 +19,7 @@ public final class DirtyBitmap {
 
     private final long pages;
     private final long[] words;
+    private volatile boolean harvested;
 
     public DirtyBitmap(long bytes) {
         this.pages = (bytes + PAGE_SIZE - 1) >>> PAGE_SHIFT;
@@ -74,6 +75,7 @@ public final class DirtyBitmap {
      * @return the number of pages newly harvested
      */
     public long harvestInto(long[] into) {
+        harvested = true;
         long count = 0;
         for (int w = 0; w < words.length; w++) {
             if ((long) WORDS.getOpaque(words, w) != 0) {
@@ -83,6 +85,15 @@ public final class DirtyBitmap {
             }
         }
         return count;
+    }
+
+    /**
+     * Whether {@link #harvestInto} ever ran. Until it does, a clear bit means the page was never
+     * written since the block was created (a migration destination uses this to skip pages it knows
+     * are still zero).
+     */
+    public boolean everHarvested() {
+        return harvested;
     }
 
     /** Number of dirty pages now (a snapshot). */

@@ -14,7 +14,8 @@ import org.slf4j.LoggerFactory;
  *
  * <p>The safe point is between two steps: {@link #pause()} completes once the step running now has
  * returned, and no step runs until {@link #resume()}. Both may be called from any thread and
- * never block. A throttle (auto-converge) sleeps the vCPU for a share of its time.
+ * never block. A throttle (auto-converge) sleeps the vCPU for a share of its time; an interrupt wakes
+ * a vCPU that waits for one, never one that sleeps its throttle.
  */
 public final class Vcpu implements GuestEnvironment {
     private static final Logger log = LoggerFactory.getLogger(Vcpu.class);
@@ -29,6 +30,8 @@ public final class Vcpu implements GuestEnvironment {
     private boolean halted;
     private boolean stepQueued;
     private TimerHandle waitTimer;
+    /** The pending timer is a throttle sleep, which an interrupt does not cut short (as QEMU's cpu throttle). */
+    private boolean throttleSleep;
     private volatile int throttlePercent;
     private volatile long steps;
 
@@ -68,6 +71,7 @@ public final class Vcpu implements GuestEnvironment {
             if (waitTimer != null) {
                 waitTimer.cancel();
                 waitTimer = null;
+                throttleSleep = false;
             }
             return null;
         });
@@ -94,7 +98,7 @@ public final class Vcpu implements GuestEnvironment {
     /** Wakes the vCPU from a wait for an interrupt. Any thread. */
     void kick() {
         context.execute(() -> {
-            if (running && waitTimer != null) {
+            if (running && waitTimer != null && !throttleSleep) {
                 waitTimer.cancel();
                 waitTimer = null;
                 queueStep();
@@ -134,6 +138,7 @@ public final class Vcpu implements GuestEnvironment {
             long ran = Math.max(1_000, context.nanoTime() - started);
             long sleep = ran * throttle / (100 - throttle);
             waitTimer = context.schedule(sleep, this::timerFired);
+            throttleSleep = true;
             return;
         }
         if (r == GuestTask.CONTINUE) {
@@ -147,6 +152,7 @@ public final class Vcpu implements GuestEnvironment {
 
     private void timerFired() {
         waitTimer = null;
+        throttleSleep = false;
         if (running) {
             queueStep();
         }

@@ -20,6 +20,15 @@ public interface Migratable {
         return stateVersion();
     }
 
+    /**
+     * Settings that must be the same on both ends (for example a queue size or a disk geometry).
+     * They travel in the configuration section and are compared before anything is written into the
+     * destination's guest RAM; a difference fails the migration naming the setting. Main loop.
+     */
+    default java.util.Map<String, String> settings() {
+        return java.util.Map.of();
+    }
+
     void saveState(StateWriter out);
 
     /** @throws MigrationStreamException naming the section when the state is malformed */

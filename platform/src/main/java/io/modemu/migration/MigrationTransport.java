@@ -1,12 +1,20 @@
 package io.modemu.migration;
 
 import java.io.IOException;
-import java.time.Duration;
 
 /**
  * A migration transport a plugin contributes (found with {@link java.util.ServiceLoader}), picked by
  * the scheme of a migration URI: {@code tcp:HOST:PORT} goes to the transport whose
  * {@link #scheme()} is {@code tcp}. A new transport needs no platform change.
+ *
+ * <p>A transport only moves bytes: the engine ({@link LiveMigration}) owns the stream format, the
+ * handshake, the RAM passes and the return path. For parallel streams ({@code multifd}) the engine
+ * calls {@link #connect} once per stream and the destination accepts as many connections from the
+ * same {@link MigrationListener}; the engine pairs them itself. A transport that can write guest RAM
+ * one-sided (RDMA) adds the {@link RemoteRamWriter} / {@link RemoteRamTarget} roles to its channels.
+ * See {@code docs/transports.md}.
+ *
+ * <p>Implementations are thread-safe: several migrations (of several machines) may use one instance.
  */
 public interface MigrationTransport {
     /** The URI scheme, without the colon (for example {@code tcp}). */
@@ -16,18 +24,23 @@ public interface MigrationTransport {
     String description();
 
     /**
-     * Connects to a destination. Runs on the migration thread; may block up to {@code timeout}.
+     * Connects to a destination. Runs on the migration thread; blocks up to
+     * {@link ChannelSettings#connectTimeout()}. An interrupt of the calling thread aborts the attempt
+     * (the engine interrupts it on cancel).
      *
-     * @param address the URI without {@code scheme:} (for example {@code 127.0.0.1:4444})
+     * @param address  the URI without {@code scheme:} (for example {@code 127.0.0.1:4444})
+     * @param settings timeouts the channel must honour
+     * @throws io.modemu.options.ConfigurationException for a malformed address
      * @throws IOException with a message naming the address when the connection fails
      */
-    MigrationChannel connect(String address, Duration timeout) throws IOException;
+    MigrationChannel connect(String address, ChannelSettings settings) throws IOException;
 
     /**
-     * Listens for an incoming migration ({@code -incoming scheme:address}). Returns once listening.
+     * Listens for an incoming migration ({@code -incoming scheme:address}). Returns once listening;
+     * the engine accepts one connection per stream from the listener.
      *
      * @throws io.modemu.options.ConfigurationException for a malformed address
      * @throws IOException                              when the address cannot be bound
      */
-    MigrationListener listen(String address) throws IOException;
+    MigrationListener listen(String address, ChannelSettings settings) throws IOException;
 }

@@ -1,0 +1,107 @@
+package io.modemu.migration.internal;
+
+import io.modemu.machine.RamBlock;
+import java.io.IOException;
+import java.util.List;
+
+/**
+ * The source's side of the RAM section: which pages are still to send (the engine's own bitmap,
+ * filled from the machine's dirty bitmaps at each synchronisation) and the walk over them. Migration
+ * thread only.
+ */
+final class RamSender {
+    /** Words of bitmap per job for a data channel: 512 pages, 2 MiB. */
+    static final int CHUNK_WORDS = 8;
+
+    private final List<RamBlock> blocks;
+    private final long[][] toSend;
+    private long pending;
+
+    RamSender(List<RamBlock> blocks) {
+        this.blocks = blocks;
+        this.toSend = new long[blocks.size()][];
+        for (int i = 0; i < blocks.size(); i++) {
+            toSend[i] = new long[blocks.get(i).dirty().words()];
+        }
+    }
+
+    /**
+     * The first pass sends everything: drops what the dirty bitmaps collected so far (a write from
+     * now on is marked again) and marks every page to send.
+     */
+    void setup() {
+        pending = 0;
+        for (int i = 0; i < blocks.size(); i++) {
+            RamBlock b = blocks.get(i);
+            b.dirty().harvestInto(new long[toSend[i].length]);
+            long pages = b.dirty().pages();
+            long[] bits = toSend[i];
+            for (int w = 0; w < bits.length; w++) {
+                long left = pages - ((long) w << 6);
+                bits[w] = left >= 64 ? -1L : (1L << left) - 1;
+            }
+            pending += pages;
+        }
+    }
+
+    /** Moves what the guest and devices dirtied since the last sync into the pages to send; returns the newly dirty pages. */
+    long sync() {
+        long newly = 0;
+        for (int i = 0; i < blocks.size(); i++) {
+            newly += blocks.get(i).dirty().harvestInto(toSend[i]);
+        }
+        pending += newly;
+        return newly;
+    }
+
+    /** Pages still to send. */
+    long pending() {
+        return pending;
+    }
+
+    /** Sends every pending page through {@code scanner}, on the caller's thread. */
+    void sendPass(PageScanner scanner, Abort abort, MigrationProgress progress) throws IOException {
+        for (int bi = 0; bi < blocks.size(); bi++) {
+            long[] bits = toSend[bi];
+            for (int w = 0; w < bits.length; w++) {
+                long word = bits[w];
+                if (word == 0) {
+                    continue;
+                }
+                abort.check();
+                bits[w] = 0;
+                scanner.word(bi, w, word);
+                pending -= Long.bitCount(word);
+                progress.remainingPages(pending);
+                progress.tick();
+            }
+        }
+        scanner.finish();
+        progress.remainingPages(pending);
+    }
+
+    /** Hands every pending page to the data channels, a chunk at a time. */
+    void dispatchPass(MultifdSender multifd, MigrationProgress progress, Runnable onWait) {
+        for (int bi = 0; bi < blocks.size(); bi++) {
+            long[] bits = toSend[bi];
+            for (int w = 0; w < bits.length; w += CHUNK_WORDS) {
+                int n = Math.min(CHUNK_WORDS, bits.length - w);
+                long count = 0;
+                for (int j = 0; j < n; j++) {
+                    count += Long.bitCount(bits[w + j]);
+                }
+                if (count == 0) {
+                    continue;
+                }
+                long[] chunk = new long[n];
+                System.arraycopy(bits, w, chunk, 0, n);
+                java.util.Arrays.fill(bits, w, w + n, 0L);
+                multifd.dispatch(bi, w, chunk, onWait);
+                pending -= count;
+                progress.remainingPages(pending);
+                progress.tick();
+            }
+        }
+        progress.remainingPages(pending);
+    }
+}

@@ -1,0 +1,140 @@
+package io.modemu.migration;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.modemu.guest.GuestEnvironment;
+import io.modemu.guest.GuestProgram;
+import io.modemu.guest.GuestTask;
+import io.modemu.machine.GuestMemory;
+import io.modemu.machine.Machine;
+import io.modemu.machine.RunState;
+import io.modemu.options.Options;
+import io.modemu.plugin.Contributions;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/**
+ * The engine with a transport that is not TCP: an in-memory pipe, with pages in the stream or written
+ * one-sided through the {@link RemoteRamWriter} / {@link RemoteRamTarget} roles, with and without
+ * parallel data channels. A guest keeps dirtying RAM; a device section travels alongside.
+ */
+class PipeMigrationTest {
+    /** A guest that bumps a counter at RAM offset 0 and scribbles on a pseudo-random page per step. */
+    static final class Scribbler implements GuestProgram {
+        @Override
+        public String name() {
+            return "scribbler";
+        }
+
+        @Override
+        public String description() {
+            return "dirties RAM (tests)";
+        }
+
+        @Override
+        public GuestTask load(GuestEnvironment env, Options options) {
+            GuestMemory m = env.memory();
+            long base = env.ramBase();
+            long pages = env.ramSize() / 4096;
+            return () -> {
+                long n = m.readU64(base) + 1;
+                m.writeU64(base, n);
+                long page = 1 + Long.remainderUnsigned(n * 0x9E3779B97F4A7C15L, pages - 1);
+                m.writeU64(base + page * 4096 + (n % 512) * 8, n);
+                return 20_000;
+            };
+        }
+    }
+
+    /** A device section with a setting. */
+    static final class Register implements Migratable {
+        long value;
+
+        @Override
+        public String stateName() {
+            return "register";
+        }
+
+        @Override
+        public int stateVersion() {
+            return 2;
+        }
+
+        @Override
+        public int minimumStateVersion() {
+            return 1;
+        }
+
+        @Override
+        public Map<String, String> settings() {
+            return Map.of("width", "64");
+        }
+
+        @Override
+        public void saveState(StateWriter out) {
+            out.u64(value);
+        }
+
+        @Override
+        public void loadState(StateReader in, int version) {
+            value = in.u64("value");
+        }
+    }
+
+    static Machine machine(String name, long ram, boolean incoming, MigrationTransport t, Register reg) {
+        Machine m = Machine.builder().name(name).ram(ram).vcpus(1).initialState(incoming ? RunState.INMIGRATE : RunState.PRELAUNCH)
+                .contributions(Contributions.builder().add(t).add(new Scribbler()).build()).build();
+        m.onMainLoop(() -> m.registerState(reg));
+        m.loadGuest("scribbler", Options.of("-guest", Map.of()));
+        return m;
+    }
+
+    @ParameterizedTest(name = "one-sided={0} multifd={1}")
+    @CsvSource({"false,false", "false,true", "true,false"})
+    void migratesRamAndDeviceStateOverAnotherTransport(boolean oneSided, boolean multifd) throws Exception {
+        PipeTransport pipe = new PipeTransport(oneSided);
+        Register srcReg = new Register();
+        Register dstReg = new Register();
+        srcReg.value = 0x1234_5678_9abcL;
+        try (Machine src = machine("src", 8L << 20, false, pipe, srcReg); Machine dst = machine("dst", 8L << 20, true, pipe, dstReg);
+             LiveMigration out = new LiveMigration(src); LiveMigration in = new LiveMigration(dst)) {
+            MemorySegment ram = src.memory().blocks().getFirst().segment();
+            SplittableRandom r = new SplittableRandom(5);
+            for (long off = 4L << 20; off < ram.byteSize(); off += 8) {
+                ram.set(ValueLayout.JAVA_LONG_UNALIGNED, off, r.nextLong());
+            }
+            src.vmStart().join();
+            Thread.sleep(50);
+            assertThat(in.incoming("pipe:m1", new IncomingOptions(false, false))).isEqualTo("pipe:m1");
+            out.setParameters(out.parameters().withMaxBandwidth(0));
+            if (multifd) {
+                out.setCapability(MigrationCapability.MULTIFD, true);
+            }
+            out.migrate("pipe:m1");
+            MigrationInfo info = out.completion().get(60, TimeUnit.SECONDS);
+            assertThat(info.status()).as("%s", info).isEqualTo(MigrationStatus.COMPLETED);
+            assertThat(in.completion().get(10, TimeUnit.SECONDS).status()).isEqualTo(MigrationStatus.COMPLETED);
+            assertThat(src.runState()).isEqualTo(RunState.POSTMIGRATE);
+            assertThat(dst.runState()).isEqualTo(RunState.PAUSED);
+            assertThat(src.memory().blocks().getFirst().segment().mismatch(dst.memory().blocks().getFirst().segment())).isEqualTo(-1);
+            assertThat(dstReg.value).isEqualTo(srcReg.value);
+            assertThat(src.memory().readU64(Machine.RAM_BASE)).as("the guest ran").isPositive();
+            if (multifd) {
+                assertThat(info.ram().multifdBytes()).isGreaterThan(4L << 20);
+            }
+            dst.vmStart().join();
+            long at = dst.memory().readU64(Machine.RAM_BASE);
+            long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+            while (dst.memory().readU64(Machine.RAM_BASE) == at && System.nanoTime() < end) {
+                Thread.sleep(1);
+            }
+            assertThat(dst.memory().readU64(Machine.RAM_BASE)).as("the guest carries on at the destination").isGreaterThan(at);
+            dst.vmStop(RunState.PAUSED).join();
+        }
+    }
+}

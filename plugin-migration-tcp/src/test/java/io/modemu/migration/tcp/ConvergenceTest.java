@@ -1,0 +1,83 @@
+package io.modemu.migration.tcp;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.modemu.machine.RunState;
+import io.modemu.migration.IncomingOptions;
+import io.modemu.migration.MigrationCapability;
+import io.modemu.migration.MigrationInfo;
+import io.modemu.migration.MigrationParameters;
+import io.modemu.migration.MigrationStatus;
+import io.modemu.migration.tcp.testbed.TestVm;
+import java.time.Duration;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.Test;
+
+/** A guest that dirties memory faster than the link carries it: the migration iterates without stopping it, and auto-converge slows it down until it fits. */
+class ConvergenceTest {
+    private static TestVm.Spec busyGuest() {
+        TestVm.Spec spec = new TestVm.Spec();
+        spec.name = "src";
+        spec.ram = 8L << 20;
+        spec.nullLatencyNs = 100_000;
+        spec.guestOptions.putAll(Map.of("dirty-pages", "2", "wait", "20us", "depth", "8"));
+        return spec;
+    }
+
+    @Test
+    void aMigrationThatCannotConvergeIteratesWithoutStoppingTheGuestUntilItsTimeout() throws Exception {
+        TestVm.Spec spec = busyGuest();
+        try (TestVm src = TestVm.create(spec); TestVm dst = TestVm.create(spec.destination("dst"))) {
+            src.start();
+            src.awaitGuestProgress(100, Duration.ofSeconds(30));
+            String uri = dst.migration.incoming("tcp:127.0.0.1:0", IncomingOptions.defaults());
+            src.migration.setParameters(MigrationParameters.defaults().withMaxBandwidth(8L << 20).withDowntimeLimitMs(5).withTimeoutMs(2_500));
+            src.migration.migrate(uri);
+            MigrationInfo info = src.migration.completion().get(60, TimeUnit.SECONDS);
+            assertThat(info.status()).isEqualTo(MigrationStatus.FAILED);
+            assertThat(info.errorDesc()).startsWith("the migration did not converge within x-timeout (2500 ms)");
+            assertThat(src.events).as("the guest was never stopped").noneMatch(e -> e.name().equals("STOP"));
+            assertThat(src.events.stream().filter(e -> e.name().equals("MIGRATION_PASS")).count()).as("passes").isGreaterThan(2);
+            assertThat(src.machine.runState()).isEqualTo(RunState.RUNNING);
+            assertThat(src.awaitGuestProgress(100, Duration.ofSeconds(30)).failures()).isZero();
+        }
+    }
+
+    @Test
+    void autoConvergeThrottlesTheVcpusUntilTheMigrationCompletes() throws Exception {
+        TestVm.Spec spec = busyGuest();
+        try (TestVm src = TestVm.create(spec); TestVm dst = TestVm.create(spec.destination("dst"))) {
+            src.start();
+            src.awaitGuestProgress(100, Duration.ofSeconds(30));
+            String uri = dst.migration.incoming("tcp:127.0.0.1:0", IncomingOptions.defaults());
+            src.migration.setParameters(MigrationParameters.defaults().withMaxBandwidth(16L << 20).withDowntimeLimitMs(300)
+                    .withQmp(Map.of("cpu-throttle-initial", 40L, "cpu-throttle-increment", 20L)));
+            src.migration.setCapability(MigrationCapability.AUTO_CONVERGE, true);
+            AtomicInteger maxThrottle = new AtomicInteger();
+            Thread watcher = Thread.ofPlatform().daemon(true).start(() -> {
+                while (!Thread.currentThread().isInterrupted()) {
+                    maxThrottle.accumulateAndGet(src.machine.vcpus().getFirst().throttlePercent(), Math::max);
+                    Integer shown = src.migration.info().cpuThrottlePercentage();
+                    if (shown != null) {
+                        maxThrottle.accumulateAndGet(shown, Math::max);
+                    }
+                    try {
+                        Thread.sleep(5);
+                    } catch (InterruptedException e) {
+                        return;
+                    }
+                }
+            });
+            src.migration.migrate(uri);
+            MigrationInfo info = src.migration.completion().get(120, TimeUnit.SECONDS);
+            watcher.interrupt();
+            assertThat(info.status()).as("%s", info).isEqualTo(MigrationStatus.COMPLETED);
+            assertThat(maxThrottle.get()).as("the vCPU throttle during the migration").isGreaterThanOrEqualTo(40);
+            assertThat(src.machine.vcpus().getFirst().throttlePercent()).as("throttle released at the end").isZero();
+            assertThat(dst.machine.vcpus().getFirst().throttlePercent()).isZero();
+            assertThat(dst.awaitGuestProgress(100, Duration.ofSeconds(30)).failures()).isZero();
+        }
+    }
+}

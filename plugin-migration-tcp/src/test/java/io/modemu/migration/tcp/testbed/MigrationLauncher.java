@@ -1,0 +1,297 @@
+package io.modemu.migration.tcp.testbed;
+
+import io.modemu.machine.RamBlock;
+import io.modemu.machine.RunState;
+import io.modemu.migration.IncomingOptions;
+import io.modemu.migration.MigrationCapability;
+import io.modemu.migration.MigrationInfo;
+import io.modemu.migration.MigrationParameters;
+import io.modemu.migration.MigrationStatus;
+import io.modemu.platform.PlatformVersion;
+import io.modemu.plugin.ContributionKind;
+import io.modemu.plugin.Contributions;
+import io.modemu.plugin.PluginHost;
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.StandardSocketOptions;
+import java.nio.ByteBuffer;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.time.Duration;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * A small stand-in for {@code modemu run} (until the real CLI lands): boots one machine from
+ * {@code key=value} arguments and runs it as a migration source or destination, printing what it
+ * finds as {@code @key=value} lines on stdout (log lines go elsewhere in the stream and never start
+ * with {@code @}). The process tests and the benchmark start two of these.
+ *
+ * <p>With {@code plugins=DIR} the transport and the block drivers come from the plugin jars in DIR
+ * through the plugin host (the platform must then be on the module path); without, from the class path.
+ *
+ * <pre>
+ * common       ram=SIZE device=on|off disk=PATH (else null-co) guest-options=k:v;k:v plugins=DIR digest=on|off
+ * destination  role=destination incoming=tcp:HOST:PORT autostart=on|off run-after=MS raw-sink=on
+ * source       role=source to=URI random=SIZE warmup=N max-bandwidth=B downtime-limit=MS multifd=N raw-port=P raw-bytes=SIZE
+ * </pre>
+ *
+ * Exit codes: 0 when the migration completed and every check passed; 2 for a source whose migration
+ * failed but that runs on intact; 1 for anything else.
+ */
+public final class MigrationLauncher {
+    private final Map<String, String> args;
+
+    private MigrationLauncher(Map<String, String> args) {
+        this.args = args;
+    }
+
+    public static void main(String[] argv) throws Exception {
+        Map<String, String> a = new LinkedHashMap<>();
+        for (String s : argv) {
+            int eq = s.indexOf('=');
+            if (eq <= 0) {
+                throw new IllegalArgumentException("expected key=value, not '" + s + "'");
+            }
+            a.put(s.substring(0, eq), s.substring(eq + 1));
+        }
+        int code;
+        try {
+            code = new MigrationLauncher(a).run();
+        } catch (Throwable t) {
+            out("exception", String.valueOf(t));
+            t.printStackTrace();
+            code = 1;
+        }
+        System.out.flush();
+        System.exit(code);
+    }
+
+    private static void out(String key, Object value) {
+        System.out.println("@" + key + "=" + value);
+        System.out.flush();
+    }
+
+    private String arg(String k, String def) {
+        return args.getOrDefault(k, def);
+    }
+
+    private static long size(String s) {
+        return io.modemu.options.Sizes.parse(s, 1, "size");
+    }
+
+    private int run() throws Exception {
+        TestVm.Spec spec = new TestVm.Spec();
+        spec.ram = size(arg("ram", "32M"));
+        spec.device = arg("device", "on").equals("on");
+        spec.guest = spec.device;
+        String disk = arg("disk", "null");
+        spec.disk = disk.equals("null") ? null : Path.of(disk);
+        spec.incoming = arg("role", "source").equals("destination");
+        spec.name = arg("role", "source");
+        for (String kv : arg("guest-options", "").split(";")) {
+            if (!kv.isEmpty()) {
+                spec.guestOptions.put(kv.substring(0, kv.indexOf(':')), kv.substring(kv.indexOf(':') + 1));
+            }
+        }
+        PluginHost host = null;
+        if (args.containsKey("plugins")) {
+            host = PluginHost.load(Path.of(args.get("plugins")), PlatformVersion.get());
+            if (!host.problems().isEmpty()) {
+                throw new IllegalStateException("plugins failed to load: " + host.problems());
+            }
+            Contributions.Builder b = Contributions.builder();
+            for (ContributionKind k : ContributionKind.values()) {
+                host.contributions().entries(k).values().forEach(e -> b.add(e.kind(), e.name(), e.implementation(), e.pluginId()));
+            }
+            spec.contributions = TestVm.addTestBed(b).build();
+            out("transport-plugin", host.contributions().entries(ContributionKind.MIGRATION_SCHEME).get("tcp").pluginId());
+        }
+        try (TestVm vm = TestVm.create(spec)) {
+            return spec.incoming ? destination(vm) : source(vm);
+        }
+    }
+
+    private int destination(TestVm vm) throws Exception {
+        if (arg("raw-sink", "off").equals("on")) {
+            out("raw-port", rawSink());
+        }
+        boolean autostart = arg("autostart", "off").equals("on");
+        String uri = vm.migration.incoming(arg("incoming", "tcp:127.0.0.1:0"), new IncomingOptions(autostart, false));
+        out("listening", uri);
+        MigrationInfo info = vm.migration.completion().get(30, TimeUnit.MINUTES);
+        out("status", info.status());
+        if (info.status() != MigrationStatus.COMPLETED) {
+            out("error", info.errorDesc());
+            out("run-state", vm.machine.runState());
+            return 1;
+        }
+        if (arg("digest", "on").equals("on")) {
+            out("ram-sha256", digest(vm));
+        }
+        boolean ok = true;
+        if (vm.spec().disk != null) {
+            String bad = vm.checkDisk();
+            out("disk-check", bad == null ? "ok" : bad);
+            ok = bad == null;
+        }
+        if (!autostart) {
+            vm.start();
+        }
+        out("run-state", vm.machine.runState());
+        if (vm.spec().guest) {
+            DiskWriter.State before = vm.guest();
+            Thread.sleep(Long.parseLong(arg("run-after", "500")));
+            DiskWriter.State after = vm.awaitGuestProgress(100, Duration.ofSeconds(60));
+            vm.machine.vmStop(RunState.PAUSED).join();
+            out("guest-completed-after", after.completed() - before.completed());
+            out("guest-verified-after", after.readsVerified() - before.readsVerified());
+            out("guest-failures", vm.guest().failures());
+            ok &= vm.guest().failures() == 0;
+            if (vm.spec().disk != null) {
+                String bad = vm.checkDisk();
+                out("disk-check-after", bad == null ? "ok" : bad);
+                ok &= bad == null;
+            }
+        }
+        return ok ? 0 : 1;
+    }
+
+    private int source(TestVm vm) throws Exception {
+        if (args.containsKey("random")) {
+            fillRandom(vm, size(args.get("random")));
+        }
+        vm.start();
+        if (vm.spec().guest) {
+            vm.awaitGuestProgress(Long.parseLong(arg("warmup", "300")), Duration.ofSeconds(60));
+        }
+        if (args.containsKey("raw-port")) {
+            out("raw-mbit", rawThroughputMbit(Integer.parseInt(args.get("raw-port")), size(arg("raw-bytes", "2G"))));
+        }
+        MigrationParameters p = MigrationParameters.defaults().withMaxBandwidth(size(arg("max-bandwidth", "0")))
+                .withDowntimeLimitMs(Long.parseLong(arg("downtime-limit", "300")));
+        int multifd = Integer.parseInt(arg("multifd", "0"));
+        if (multifd > 0) {
+            p = p.withMultifdChannels(multifd);
+            vm.migration.setCapability(MigrationCapability.MULTIFD, true);
+        }
+        vm.migration.setParameters(p);
+        long started = System.nanoTime();
+        vm.migration.migrate(args.get("to"));
+        out("migrating", args.get("to"));
+        MigrationInfo info = vm.migration.completion().get(30, TimeUnit.MINUTES);
+        long wallMs = (System.nanoTime() - started) / 1_000_000;
+        out("status", info.status());
+        if (info.status() == MigrationStatus.COMPLETED) {
+            out("total-ms", info.totalTimeMs());
+            out("downtime-ms", info.downtimeMs());
+            out("setup-ms", info.setupTimeMs());
+            out("wall-ms", wallMs);
+            out("transferred-bytes", info.ram().transferred());
+            out("normal-pages", info.ram().normal());
+            out("zero-pages", info.ram().duplicate());
+            out("dirty-sync-count", info.ram().dirtySyncCount());
+            out("throughput-mbit", String.format("%.0f", info.ram().transferred() * 8.0 / info.totalTimeMs() / 1000));
+            out("run-state", vm.machine.runState());
+            if (arg("digest", "on").equals("on")) {
+                out("ram-sha256", digest(vm));
+            }
+            return 0;
+        }
+        out("error", info.errorDesc());
+        out("run-state", vm.machine.runState());
+        boolean intact = vm.machine.runState() == RunState.RUNNING;
+        if (vm.spec().guest) {
+            DiskWriter.State s = vm.awaitGuestProgress(200, Duration.ofSeconds(60));
+            out("guest-failures", s.failures());
+            intact &= s.failures() == 0;
+            vm.machine.vmStop(RunState.PAUSED).join();
+            if (vm.spec().disk != null) {
+                String bad = vm.checkDisk();
+                out("disk-check", bad == null ? "ok" : bad);
+                intact &= bad == null;
+            }
+        }
+        out("source-intact", intact);
+        return intact ? 2 : 1;
+    }
+
+    /** Fills the last {@code bytes} of RAM with random bytes (as QEMU's baseline loads its random file high). */
+    private static void fillRandom(TestVm vm, long bytes) {
+        RamBlock b = vm.machine.memory().blocks().getFirst();
+        MemorySegment ram = b.segment();
+        long from = Math.max(vm.spec().guest ? DiskWriter.DIRTY_AREA : 0, ram.byteSize() - bytes);
+        SplittableRandom r = new SplittableRandom(1234);
+        for (long off = from; off + 8 <= ram.byteSize(); off += 8) {
+            ram.set(ValueLayout.JAVA_LONG_UNALIGNED, off, r.nextLong());
+        }
+        b.dirty().mark(from, ram.byteSize() - from);
+    }
+
+    private static String digest(TestVm vm) throws NoSuchAlgorithmException {
+        MessageDigest md = MessageDigest.getInstance("SHA-256");
+        for (RamBlock b : vm.machine.memory().blocks()) {
+            md.update(b.segment().asByteBuffer());
+        }
+        return HexFormat.of().formatHex(md.digest());
+    }
+
+    /** A plain TCP sink: reads until the sender is done, then answers one byte. */
+    private static int rawSink() throws IOException {
+        ServerSocketChannel server = ServerSocketChannel.open().bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0));
+        Thread.ofPlatform().name("raw-sink").daemon(true).start(() -> {
+            ByteBuffer buf = ByteBuffer.allocateDirect(1 << 20);
+            while (true) {
+                try (SocketChannel s = server.accept()) {
+                    ByteBuffer len = ByteBuffer.allocate(8);
+                    while (len.hasRemaining()) {
+                        s.read(len);
+                    }
+                    long left = len.flip().getLong();
+                    while (left > 0) {
+                        buf.clear();
+                        int n = s.read(buf);
+                        if (n < 0) {
+                            break;
+                        }
+                        left -= n;
+                    }
+                    s.write(ByteBuffer.wrap(new byte[] {1}));
+                } catch (IOException e) {
+                    return;
+                }
+            }
+        });
+        return ((InetSocketAddress) server.getLocalAddress()).getPort();
+    }
+
+    /** Raw loopback TCP: {@code bytes} from a direct buffer to the sink, the best of three runs, in Mbit/s. */
+    private static long rawThroughputMbit(int port, long bytes) throws IOException {
+        ByteBuffer buf = ByteBuffer.allocateDirect(1 << 20);
+        long best = 0;
+        for (int run = 0; run < 3; run++) {
+            try (SocketChannel s = SocketChannel.open(new InetSocketAddress(InetAddress.getLoopbackAddress(), port))) {
+                s.setOption(StandardSocketOptions.TCP_NODELAY, true);
+                long t0 = System.nanoTime();
+                s.write(ByteBuffer.allocate(8).putLong(0, bytes));
+                for (long left = bytes; left > 0; ) {
+                    buf.clear().limit((int) Math.min(buf.capacity(), left));
+                    left -= s.write(buf);
+                }
+                s.read(ByteBuffer.allocate(1));
+                long ns = System.nanoTime() - t0;
+                best = Math.max(best, (long) (bytes * 8.0 / ns * 1000));
+            }
+        }
+        return best;
+    }
+}
