@@ -258,11 +258,17 @@ public final class DemoCommand implements Callable<Integer> {
 
     private JsonNode migrate(Vm src, String uri) throws Exception {
         src.qmp.execute("migrate", Map.of("uri", uri));
-        MigrateCommand.ProgressBar bar = new MigrateCommand.ProgressBar(out, true);
+        MigrateCommand.ProgressBar bar = new MigrateCommand.ProgressBar(out, System.console() != null);
         JsonNode info;
+        long lastLine = 0;
         while (true) {
             info = src.qmp.execute("query-migrate", Map.of());
-            bar.render(info);
+            if (bar.fancy()) {
+                bar.render(info);
+            } else if (System.nanoTime() - lastLine > 500_000_000L) {
+                out.println("      " + MigrateCommand.ProgressBar.line(info));
+                lastLine = System.nanoTime();
+            }
             String s = info.path("status").asText();
             if (s.equals("completed") || s.equals("failed") || s.equals("cancelled")) {
                 break;

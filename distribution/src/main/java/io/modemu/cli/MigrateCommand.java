@@ -173,9 +173,9 @@ public final class MigrateCommand implements Callable<Integer> {
 
         void render(JsonNode i) {
             JsonNode ram = i.path("ram");
-            long total = Math.max(1, ram.path("total").asLong());
+            long total = ram.path("total").asLong();
             long remaining = ram.path("remaining").asLong();
-            double done = Math.max(0, Math.min(1, 1.0 - (double) remaining / total));
+            double done = total <= 0 ? 0 : Math.max(0, Math.min(1, 1.0 - (double) remaining / total));
             if (i.path("status").asText().equals("completed")) {
                 done = 1;
             }

@@ -15,6 +15,9 @@ import picocli.CommandLine.Option;
         "Example: modemu run -m 512M -object iothread,id=io0 -drive file=disk.img,format=raw,if=none,id=d0 \\",
         "           -device virtio-blk-device,drive=d0,iothread=io0 -qmp unix:/tmp/vm.sock,server=on,wait=off"})
 public final class RunCommand implements Callable<Integer> {
+    @picocli.CommandLine.Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
     @Option(names = {"-machine", "--machine", "-M"}, paramLabel = "TYPE[,memory=SIZE][,memory-backend=ID]", description = "machine type (virt)")
     String machine;
     @Option(names = {"-m", "--m"}, paramLabel = "SIZE", description = "guest RAM (a plain number means MiB), default 128M")
@@ -65,6 +68,10 @@ public final class RunCommand implements Callable<Integer> {
             Runtime.getRuntime().addShutdownHook(hook);
             vm.launch(config());
             vm.awaitQuit();
+            if (vm.failure() != null) {
+                spec.commandLine().getErr().println("modemu: " + vm.failure());
+                return 1;
+            }
             return 0;
         }
     }

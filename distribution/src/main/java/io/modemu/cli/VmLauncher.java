@@ -4,6 +4,8 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.modemu.machine.Machine;
 import io.modemu.machine.RunState;
+import io.modemu.migration.IncomingOptions;
+import io.modemu.migration.MigrationException;
 import io.modemu.monitor.Monitor;
 import io.modemu.monitor.MonitorCommand;
 import io.modemu.monitor.QmpServer;
@@ -44,6 +46,7 @@ final class VmLauncher implements AutoCloseable {
     private Path pidfile;
     private final CountDownLatch quit = new CountDownLatch(1);
     private volatile String quitReason = "host-signal";
+    private volatile String failure;
 
     VmLauncher(Platform platform) {
         this.platform = platform;
@@ -186,16 +189,23 @@ final class VmLauncher implements AutoCloseable {
                 throw new ConfigurationException("-pidfile: cannot write " + c.pidfile() + ": " + e.getMessage());
             }
         }
-        if (c.incoming() != null) {
-            throw new ConfigurationException("-incoming: " + platform.contributions().transport(scheme(c.incoming())).scheme()
-                    + ": incoming migration is not wired into this build yet");
+        if (c.startPaused()) {
+            machine.setAutostart(false);
+        }
+        if (c.incoming() != null && !c.incoming().equals("defer")) {
+            scheme(c.incoming());
+            try {
+                String bound = monitor.migration().incoming(c.incoming(), new IncomingOptions(!c.startPaused(), false));
+                log.info("waiting for an incoming migration on {}", bound);
+            } catch (MigrationException | java.io.UncheckedIOException e) {
+                throw new ConfigurationException("-incoming: " + e.getMessage(), e);
+            }
+            watchIncoming();
         }
         for (QmpServer s : qmpServers) {
             s.awaitFirstClientIfAsked();
         }
-        if (c.startPaused()) {
-            machine.setAutostart(false);
-        } else {
+        if (c.incoming() == null && !c.startPaused()) {
             machine.loopDriver().await(machine.vmStart());
         }
     }
@@ -306,6 +316,23 @@ final class VmLauncher implements AutoCloseable {
         }
     }
 
+    /** A destination whose incoming migration failed exits non-zero with the reason (QEMU does the same). */
+    private void watchIncoming() {
+        monitor.migration().completion().whenComplete((info, t) -> {
+            if (t != null || info.status() == io.modemu.migration.MigrationStatus.FAILED) {
+                String why = t != null ? t.getMessage() : info.errorDesc();
+                log.error("incoming migration failed: {}", why);
+                failure = "incoming migration failed: " + why;
+                requestQuit("host-error");
+            }
+        });
+    }
+
+    /** Why the VM ended abnormally (the process then exits non-zero), or null. */
+    String failure() {
+        return failure;
+    }
+
     /** Blocks until a QMP client asks to quit or the process is told to stop. */
     String awaitQuit() throws InterruptedException {
         quit.await();
@@ -335,6 +362,9 @@ final class VmLauncher implements AutoCloseable {
             s.close();
         }
         qmpServers.clear();
+        if (monitor != null) {
+            monitor.migration().close();
+        }
         if (machine != null) {
             machine.close();
             machine = null;

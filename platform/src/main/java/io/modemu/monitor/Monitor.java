@@ -38,6 +38,7 @@ public final class Monitor implements MonitorContext {
     private final Consumer<String> quit;
     private final Map<String, MonitorCommand> commands = new ConcurrentHashMap<>();
     private final Map<Class<?>, Object> services = new ConcurrentHashMap<>();
+    private final io.modemu.migration.LiveMigration migration;
 
     /**
      * @param quit called (once the reply is on its way) when a client asks the process to quit, with the reason
@@ -47,7 +48,71 @@ public final class Monitor implements MonitorContext {
         this.plugins = plugins;
         this.pluginProblems = pluginProblems;
         this.quit = quit;
+        this.migration = new io.modemu.migration.LiveMigration(machine);
         registerBuiltins();
+        registerMigration();
+    }
+
+    /** The machine's live migration, as the migration commands drive it. */
+    public io.modemu.migration.LiveMigration migration() {
+        return migration;
+    }
+
+    /** Runs {@code body}, turning the engine's refusals into GenericErrors with their message. */
+    private static Object migrationCall(java.util.function.Supplier<Object> body) {
+        try {
+            return body.get();
+        } catch (io.modemu.migration.MigrationException | IllegalArgumentException | io.modemu.options.ConfigurationException
+                 | java.io.UncheckedIOException e) {
+            throw QmpError.generic(e.getMessage());
+        }
+    }
+
+    private void registerMigration() {
+        register("migrate", (a, ctx) -> {
+            String uri = a.string("uri");
+            if (a.bool("blk", false) || a.bool("inc", false)) {
+                throw QmpError.generic("Parameter 'blk'/'inc' (block migration) is not supported: use a shared disk image");
+            }
+            if (a.bool("resume", false)) {
+                throw QmpError.generic("Parameter 'resume' (postcopy recovery) is not supported");
+            }
+            a.bool("detach", true);
+            return migrationCall(() -> {
+                migration.migrate(uri);
+                return Map.of();
+            });
+        });
+        register("migrate-incoming", (a, ctx) -> {
+            String uri = a.string("uri");
+            return migrationCall(() -> {
+                migration.incoming(uri, new io.modemu.migration.IncomingOptions(machine.autostart(), false));
+                return Map.of();
+            });
+        });
+        register("query-migrate", (a, ctx) -> migration.info().toQmp());
+        register("migrate_cancel", (a, ctx) -> {
+            migration.cancel();
+            return Map.of();
+        });
+        register("migrate-set-parameters", (a, ctx) -> migrationCall(() -> {
+            a.asMap().keySet().forEach(a::has);
+            migration.setParameters(migration.parameters().withQmp(a.asMap()));
+            return Map.of();
+        }));
+        register("query-migrate-parameters", (a, ctx) -> migration.parameters().toQmp());
+        register("migrate-set-capabilities", (a, ctx) -> migrationCall(() -> {
+            for (Map<String, Object> c : a.objects("capabilities")) {
+                Object name = c.get("capability");
+                Object state = c.get("state");
+                if (!(name instanceof String n) || !(state instanceof Boolean on)) {
+                    throw QmpError.generic("Invalid parameter type for 'capabilities', expected: {capability: string, state: boolean}");
+                }
+                migration.setCapability(io.modemu.migration.MigrationCapability.fromName(n), on);
+            }
+            return Map.of();
+        }));
+        register("query-migrate-capabilities", (a, ctx) -> migration.capabilitiesQmp());
     }
 
     @Override

@@ -230,7 +230,7 @@ public final class OutgoingMigration implements Runnable {
             // completion: the main loop stops the VM; this thread only waits
             before = machine.runState();
             downtimeStart = System.nanoTime();
-            stop = machine.vmStop(RunState.FINISH_MIGRATE);
+            stop = machine.vmStopForceState(RunState.FINISH_MIGRATE);
             awaitStop(stop);
             long stoppedAt = System.nanoTime();
             abort.check();
