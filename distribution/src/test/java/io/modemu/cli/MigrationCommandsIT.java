@@ -1,0 +1,150 @@
+package io.modemu.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.modemu.monitor.QmpClient;
+import io.modemu.monitor.QmpError;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.net.ServerSocket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The QMP migration commands and {@code modemu migrate}, between two VMs built by {@code modemu run}
+ * from the installation's plugins (virtio-blk on an IOThread, disk-verify, migration over tcp).
+ */
+class MigrationCommandsIT {
+    static final Path PLUGINS = Path.of(System.getProperty("modemu.dist.dir"), "plugins");
+
+    @TempDir
+    Path tmp;
+
+    static int freePort() throws Exception {
+        try (ServerSocket s = new ServerSocket(0)) {
+            return s.getLocalPort();
+        }
+    }
+
+    private CompletableFuture<RunOptionsIT.Result> vm(String name, Path disk, String... extra) {
+        List<String> args = new ArrayList<>(List.of("run", "-name", name, "-m", "64M", "-object", "iothread,id=io0",
+                "-drive", "file=" + disk + ",format=raw,if=none,id=d0", "-device", "virtio-blk-device,drive=d0,iothread=io0,id=vd0",
+                "-guest", "disk-verify,blocks=256,dirty-rate=4M,dirty-size=4M",
+                "-qmp", "unix:" + tmp.resolve(name + ".sock") + ",server=on,wait=off"));
+        args.addAll(List.of(extra));
+        return CompletableFuture.supplyAsync(() -> RunOptionsIT.run(args.toArray(String[]::new)));
+    }
+
+    private QmpClient connect(String name, CompletableFuture<RunOptionsIT.Result> vm) throws Exception {
+        Path sock = tmp.resolve(name + ".sock");
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        while (System.nanoTime() < deadline) {
+            assertThat(vm.isDone()).as("%s exited: %s", name, vm.isDone() ? vm.join() : "").isFalse();
+            if (Files.exists(sock)) {
+                try {
+                    return QmpClient.open(sock.toString());
+                } catch (java.io.IOException e) {
+                    // not accepting yet
+                }
+            }
+            Thread.sleep(20);
+        }
+        throw new AssertionError(name + " did not open its QMP socket");
+    }
+
+    @Test
+    void migrationCommandsDriveALiveMigrationWithQemusShapes() throws Exception {
+        Path disk = tmp.resolve("disk.img");
+        try (var f = new java.io.RandomAccessFile(disk.toFile(), "rw")) {
+            f.setLength(4 << 20);
+        }
+        int port = freePort();
+        var dst = vm("dst", disk, "-incoming", "tcp:127.0.0.1:" + port);
+        var src = vm("src", disk);
+        try (QmpClient s = connect("src", src); QmpClient d = connect("dst", dst)) {
+            assertThat(d.execute("query-status", Map.of()).path("status").asText()).isEqualTo("inmigrate");
+            JsonNode params = s.execute("query-migrate-parameters", Map.of());
+            assertThat(params.path("downtime-limit").asLong()).isEqualTo(300);
+            assertThat(params.has("max-bandwidth")).isTrue();
+            assertThat(params.has("multifd-channels")).isTrue();
+            s.execute("migrate-set-parameters", Map.of("downtime-limit", 500, "max-bandwidth", 1L << 40));
+            assertThat(s.execute("query-migrate-parameters", Map.of()).path("downtime-limit").asLong()).isEqualTo(500);
+            assertThatThrownBy(() -> s.execute("migrate-set-parameters", Map.of("downtime-limit", "soon")))
+                    .isInstanceOf(QmpError.class).hasMessage("Invalid parameter type for 'downtime-limit', expected: integer");
+            assertThatThrownBy(() -> s.execute("migrate-set-parameters", Map.of("speed", 1)))
+                    .hasMessage("Parameter 'speed' is unexpected");
+            s.execute("migrate-set-capabilities", Map.of("capabilities", List.of(Map.of("capability", "auto-converge", "state", true))));
+            JsonNode caps = s.execute("query-migrate-capabilities", Map.of());
+            assertThat(caps.toString()).contains("{\"capability\":\"auto-converge\",\"state\":true}");
+            assertThatThrownBy(() -> s.execute("migrate-set-capabilities",
+                    Map.of("capabilities", List.of(Map.of("capability", "x-colo", "state", true)))))
+                    .hasMessageStartingWith("Capability 'x-colo' is not supported by Modemu");
+            assertThat(s.execute("query-migrate", Map.of()).size()).as("no migration yet: an empty object, as QEMU").isZero();
+            assertThatThrownBy(() -> s.execute("migrate", Map.of("uri", "carrier-pigeon:home")))
+                    .hasMessageStartingWith("no migration scheme 'carrier-pigeon'");
+            s.execute("migrate_cancel", Map.of());
+
+            // the CLI's migrate command, with its progress and final statistics
+            StringWriter out = new StringWriter();
+            StringWriter err = new StringWriter();
+            int rc = Main.execute(new PrintWriter(out, true), new PrintWriter(err, true), "migrate", tmp.resolve("src.sock").toString(),
+                    "tcp:127.0.0.1:" + port, "--plain");
+            assertThat(rc).as(out + "\n" + err).isZero();
+            assertThat(out.toString()).contains("migration completed").contains("downtime").contains("transferred");
+            JsonNode info = s.execute("query-migrate", Map.of());
+            assertThat(info.path("status").asText()).isEqualTo("completed");
+            for (String k : List.of("total-time", "setup-time", "downtime")) {
+                assertThat(info.path(k).isIntegralNumber()).as(k).isTrue();
+            }
+            for (String k : List.of("total", "transferred", "remaining", "duplicate", "normal", "normal-bytes", "dirty-sync-count",
+                    "pages-per-second", "dirty-pages-rate")) {
+                assertThat(info.path("ram").path(k).isIntegralNumber()).as("ram." + k).isTrue();
+            }
+            assertThat(info.path("ram").path("mbps").isNumber()).isTrue();
+            assertThat(s.execute("query-status", Map.of()).path("status").asText()).isEqualTo("postmigrate");
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+            while (!d.execute("query-status", Map.of()).path("status").asText().equals("running") && System.nanoTime() < deadline) {
+                Thread.sleep(20);
+            }
+            assertThat(d.execute("query-status", Map.of()).path("status").asText()).isEqualTo("running");
+            long before = d.execute("query-guest", Map.of()).path("verified").asLong();
+            deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+            while (d.execute("query-guest", Map.of()).path("verified").asLong() <= before && System.nanoTime() < deadline) {
+                Thread.sleep(20);
+            }
+            JsonNode g = d.execute("query-guest", Map.of());
+            assertThat(g.path("verified").asLong()).as("the guest carries on at the destination").isGreaterThan(before);
+            assertThat(g.path("failed").asLong()).isZero();
+            s.execute("quit", Map.of());
+            d.execute("quit", Map.of());
+        }
+        assertThat(src.get(30, TimeUnit.SECONDS).exit()).isZero();
+        assertThat(dst.get(30, TimeUnit.SECONDS).exit()).isZero();
+    }
+
+    @Test
+    void aDestinationWhoseIncomingMigrationFailsExitsNonZeroWithTheReason() throws Exception {
+        Path disk = tmp.resolve("disk.img");
+        try (var f = new java.io.RandomAccessFile(disk.toFile(), "rw")) {
+            f.setLength(4 << 20);
+        }
+        int port = freePort();
+        var dst = vm("dst", disk, "-incoming", "tcp:127.0.0.1:" + port);
+        connect("dst", dst).close();
+        try (var sock = new java.net.Socket("127.0.0.1", port)) {
+            sock.getOutputStream().write("this is not a migration stream at all, not even close".getBytes());
+        }
+        RunOptionsIT.Result r = dst.get(60, TimeUnit.SECONDS);
+        assertThat(r.exit()).isEqualTo(1);
+        assertThat(r.err()).contains("modemu: incoming migration failed:");
+    }
+}
