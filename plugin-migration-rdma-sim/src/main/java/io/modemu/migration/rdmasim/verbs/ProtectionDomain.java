@@ -1,0 +1,85 @@
+package io.modemu.migration.rdmasim.verbs;
+
+import java.lang.foreign.MemorySegment;
+import java.util.EnumSet;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * A protection domain ({@code ibv_pd}): memory regions and queue pairs are created in one, and a
+ * request reaches a region only through a queue pair of the same domain, on either side.
+ */
+public final class ProtectionDomain implements AutoCloseable {
+    private final RdmaDevice device;
+    private final int id;
+    final Set<MemoryRegion> regions = ConcurrentHashMap.newKeySet();
+    final Set<QueuePair> queuePairs = ConcurrentHashMap.newKeySet();
+    private volatile boolean closed;
+
+    ProtectionDomain(RdmaDevice device, int id) {
+        this.device = device;
+        this.id = id;
+    }
+
+    public int id() {
+        return id;
+    }
+
+    RdmaDevice device() {
+        return device;
+    }
+
+    /**
+     * {@code ibv_reg_mr} over {@code memory} (native memory; with remote access, memory the device can
+     * share: see {@link SharedMemory}).
+     *
+     * @throws VerbsException INVALID_ARGUMENT for heap memory, an empty region, REMOTE_WRITE without
+     *                        LOCAL_WRITE, or remote access to memory the peer cannot reach;
+     *                        NO_RESOURCES when the region table is full
+     */
+    public MemoryRegion register(MemorySegment memory, Access... access) {
+        EnumSet<Access> set = EnumSet.noneOf(Access.class);
+        set.addAll(java.util.Arrays.asList(access));
+        return register(memory, set);
+    }
+
+    public MemoryRegion register(MemorySegment memory, Set<Access> access) {
+        checkOpen();
+        return device.register(this, memory, access);
+    }
+
+    /** {@code ibv_create_qp}: a reliable-connected queue pair in RESET. */
+    public QueuePair createQueuePair(QueuePairConfig config) {
+        checkOpen();
+        return device.createQueuePair(this, config);
+    }
+
+    private void checkOpen() {
+        if (closed) {
+            throw new VerbsException(VerbsException.Reason.CLOSED, "protection domain " + id + " is deallocated");
+        }
+    }
+
+    /**
+     * {@code ibv_dealloc_pd}.
+     *
+     * @throws VerbsException BUSY while regions or queue pairs remain in it
+     */
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        if (!regions.isEmpty() || !queuePairs.isEmpty()) {
+            throw new VerbsException(VerbsException.Reason.BUSY, "protection domain " + id + " still holds " + regions.size()
+                    + " memory regions and " + queuePairs.size() + " queue pairs: deregister and destroy them first");
+        }
+        closed = true;
+        device.forget(this);
+    }
+
+    @Override
+    public String toString() {
+        return "PD[" + id + "]";
+    }
+}
