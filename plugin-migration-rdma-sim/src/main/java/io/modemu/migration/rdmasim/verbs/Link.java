@@ -72,6 +72,11 @@ final class Link {
         return responder;
     }
 
+    /** The thread executing the send queue (tests observe it waiting). */
+    Thread sendThread() {
+        return sendThread;
+    }
+
     boolean isDown() {
         return down;
     }

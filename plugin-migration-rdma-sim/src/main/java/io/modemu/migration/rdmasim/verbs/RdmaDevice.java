@@ -458,11 +458,13 @@ public final class RdmaDevice implements AutoCloseable {
             }
             int gen = ++qpGeneration[slot];
             config.sendCq().attach();
-            try {
-                config.recvCq().attach();
-            } catch (RuntimeException e) {
-                config.sendCq().detach();
-                throw e;
+            if (config.recvCq() != config.sendCq()) {
+                try {
+                    config.recvCq().attach();
+                } catch (RuntimeException e) {
+                    config.sendCq().detach();
+                    throw e;
+                }
             }
             qp = new QueuePair(this, pd, slot, gen, config);
             queuePairs[slot] = qp;
@@ -485,7 +487,9 @@ public final class RdmaDevice implements AutoCloseable {
             table.publishQp(qp.slot, null, 0, qp.generation);
         }
         qp.config.sendCq().detach();
-        qp.config.recvCq().detach();
+        if (qp.config.recvCq() != qp.config.sendCq()) {
+            qp.config.recvCq().detach();
+        }
         qp.pd.queuePairs.remove(qp);
     }
 
