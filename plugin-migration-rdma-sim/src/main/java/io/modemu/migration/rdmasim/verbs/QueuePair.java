@@ -53,6 +53,8 @@ public final class QueuePair implements AutoCloseable {
     private int sqUsed;
     private int unsignaledDone;
     final ArrayDeque<ReceiveWorkRequest> rq = new ArrayDeque<>();
+    /** The receive the receive thread is filling from the socket, outside the lock. */
+    ReceiveWorkRequest recvInFlight;
     final ArrayDeque<Responder.Inbound> backlog = new ArrayDeque<>();
     private WcStatus nextErrorStatus;
     private String errorReason;
@@ -195,6 +197,7 @@ public final class QueuePair implements AutoCloseable {
     }
 
     private void reset(String why) {
+        recvInFlight = null;
         pending.clear();
         awaitingAck.clear();
         rq.clear();
@@ -230,6 +233,10 @@ public final class QueuePair implements AutoCloseable {
         awaitingAck.clear();
         if (inFlight == null) {
             flushPending();
+        }
+        if (recvInFlight != null) {
+            completeRecv(recvInFlight, WcStatus.WR_FLUSH_ERR, WcOpcode.RECV, 0, false, 0, flushDetail());
+            recvInFlight = null;
         }
         for (ReceiveWorkRequest r : rq) {
             completeRecv(r, WcStatus.WR_FLUSH_ERR, WcOpcode.RECV, 0, false, 0, flushDetail());
@@ -473,6 +480,7 @@ public final class QueuePair implements AutoCloseable {
             pending.clear();
             awaitingAck.clear();
             rq.clear();
+            recvInFlight = null;
             backlog.clear();
             destroyed = true;
             state = QpState.RESET;

@@ -591,6 +591,10 @@ public final class RdmaDevice implements AutoCloseable {
 
     // ---- timers, link ----
 
+    SharedTable table() {
+        return table;
+    }
+
     LinkModel linkModel() {
         return linkModel;
     }

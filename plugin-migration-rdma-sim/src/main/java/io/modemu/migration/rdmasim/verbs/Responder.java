@@ -81,6 +81,7 @@ final class Responder {
                 }
             } else {
                 r = qp.rq.pollFirst();
+                qp.recvInFlight = r;
             }
         } finally {
             qp.lock.unlock();
@@ -149,7 +150,10 @@ final class Responder {
         }
         qp.lock.lock();
         try {
-            complete(r, f);
+            if (qp.recvInFlight == r) {
+                qp.recvInFlight = null;
+                complete(r, f);
+            }
         } finally {
             qp.lock.unlock();
         }
@@ -162,12 +166,6 @@ final class Responder {
 
     /** Lock held: the receive is filled; complete it and acknowledge. */
     private void complete(ReceiveWorkRequest r, Frame f) {
-        if (qp.link != link || qp.state == QpState.ERROR || qp.state == QpState.RESET) {
-            if (qp.state == QpState.ERROR) {
-                qp.completeRecv(r, WcStatus.WR_FLUSH_ERR, WcOpcode.RECV, 0, false, 0, "flushed: " + qp.name() + " is in ERROR");
-            }
-            return;
-        }
         boolean writeImm = f.code == Frame.OP_WRITE_IMM;
         qp.completeRecv(r, WcStatus.SUCCESS, writeImm ? WcOpcode.RECV_RDMA_WITH_IMM : WcOpcode.RECV, f.length, f.code != Frame.OP_SEND,
                 f.immediate, "");
@@ -177,9 +175,10 @@ final class Responder {
     private void failReceive(ReceiveWorkRequest r, Frame f, WcStatus local, String detail, WcStatus remote) {
         qp.lock.lock();
         try {
-            if (qp.link != link) {
+            if (qp.link != link || qp.recvInFlight != r) {
                 return;
             }
+            qp.recvInFlight = null;
             qp.completeRecv(r, local, WcOpcode.RECV, 0, false, 0, detail);
             refuse(f.psn, remote, detail);
             qp.toError(WcStatus.WR_FLUSH_ERR, detail, true, false);
