@@ -75,6 +75,10 @@ public record FabricSettings(Path shmDirectory, Duration latency, long bandwidth
         return new FabricSettings(shmDirectory, latency, bandwidthBytesPerSecond, maxQueuePairs, n, maxSharedFiles, maxMessageSize, deregisterTimeout);
     }
 
+    public FabricSettings withDeregisterTimeout(Duration d) {
+        return new FabricSettings(shmDirectory, latency, bandwidthBytesPerSecond, maxQueuePairs, maxMemoryRegions, maxSharedFiles, maxMessageSize, d);
+    }
+
     public FabricSettings withMaxMessageSize(int n) {
         return new FabricSettings(shmDirectory, latency, bandwidthBytesPerSecond, maxQueuePairs, maxMemoryRegions, maxSharedFiles, n, deregisterTimeout);
     }

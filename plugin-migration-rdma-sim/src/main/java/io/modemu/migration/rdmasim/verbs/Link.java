@@ -37,6 +37,7 @@ final class Link {
     final int remoteQpNumber;
     final int peerRnrRetry;
     final ConnectionParameters params;
+    final long peerPid;
     private final String peerName;
     private final LinkedBlockingQueue<byte[]> out = new LinkedBlockingQueue<>();
     private final CompletableFuture<String> downFuture = new CompletableFuture<>();
@@ -60,6 +61,7 @@ final class Link {
         this.remoteQpNumber = peer.qpNumber();
         this.peerRnrRetry = peer.rnrRetry();
         this.params = params;
+        this.peerPid = peer.pid();
         this.peerName = String.format("peer QP 0x%x (pid %d at %s)", peer.qpNumber(), peer.pid(), peerAddress);
         device.track(this);
     }
@@ -88,6 +90,7 @@ final class Link {
     /** Starts the adapter threads for {@code q}. Called once, by the queue pair, with its lock held. */
     void start(QueuePair q) {
         this.qp = q;
+        q.pd.peerPids.add(peerPid);
         this.requester = new Requester(q, this);
         this.responder = new Responder(q, this);
         String base = "rdma-sim " + q.name() + " ";

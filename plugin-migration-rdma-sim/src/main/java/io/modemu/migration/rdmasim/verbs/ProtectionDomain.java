@@ -14,6 +14,8 @@ public final class ProtectionDomain implements AutoCloseable {
     private final int id;
     final Set<MemoryRegion> regions = ConcurrentHashMap.newKeySet();
     final Set<QueuePair> queuePairs = ConcurrentHashMap.newKeySet();
+    /** Every process ever connected to a queue pair of this domain: the ones that can access its regions. */
+    final Set<Long> peerPids = ConcurrentHashMap.newKeySet();
     private volatile boolean closed;
 
     ProtectionDomain(RdmaDevice device, int id) {
@@ -76,6 +78,16 @@ public final class ProtectionDomain implements AutoCloseable {
         }
         closed = true;
         device.forget(this);
+    }
+
+    /** Whether no process that could access this domain's regions is alive any more. */
+    boolean allPeersGone() {
+        for (long pid : peerPids) {
+            if (ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false)) {
+                return false;
+            }
+        }
+        return true;
     }
 
     @Override

@@ -413,9 +413,13 @@ public final class RdmaDevice implements AutoCloseable {
         regions.set(index, null);
         table.markInvalidating(index);
         long deadline = System.nanoTime() + settings.deregisterTimeout().toNanos();
-        if (!table.awaitIdle(index, deadline)) {
-            log.warn("rdma-sim: deregistering {}: a peer's access to it did not finish within {} (the peer died in the middle of it?); going on",
-                    mr, settings.deregisterTimeout());
+        ProtectionDomain pd = mr.protectionDomain();
+        if (!table.awaitIdle(index, deadline, pd::allPeersGone)) {
+            if (pd.allPeersGone()) {
+                log.info("rdma-sim: deregistering {}: a peer died in the middle of an access to it; no process that could access it is left", mr);
+            } else {
+                log.warn("rdma-sim: deregistering {}: a peer's access to it did not finish within {}; going on", mr, settings.deregisterTimeout());
+            }
         }
         synchronized (lock) {
             table.freeMr(index);

@@ -244,8 +244,14 @@ final class SharedTable {
         INT.setVolatile(seg, mr(index), MR_INVALIDATING);
     }
 
-    /** Waits until no peer is inside a remote access to the region; false if {@code deadlineNanos} passed first. */
-    boolean awaitIdle(int index, long deadlineNanos) {
+    /**
+     * Waits until no peer is inside a remote access to the region. Gives up when {@code deadlineNanos}
+     * passes, or when {@code nobodyLeft} says no process that could be accessing it is alive (a peer
+     * killed in the middle of an access never decrements the counter).
+     *
+     * @return true when the region is idle, false when the wait was given up
+     */
+    boolean awaitIdle(int index, long deadlineNanos, java.util.function.BooleanSupplier nobodyLeft) {
         long o = mr(index) + 48;
         int spins = 0;
         while ((int) INT.getVolatile(seg, o) > 0) {
@@ -255,6 +261,9 @@ final class SharedTable {
             if (++spins < 100) {
                 Thread.onSpinWait();
             } else {
+                if (spins % 50 == 0 && nobodyLeft.getAsBoolean()) {
+                    return false;
+                }
                 java.util.concurrent.locks.LockSupport.parkNanos(20_000);
             }
         }

@@ -119,4 +119,34 @@ class MemoryRegionTest {
         assertThatThrownBy(() -> device.attachShared(f, arena.allocate(4096))).hasMessageContaining("fewer than the 4096");
         assertThatThrownBy(() -> device.attachShared(fabric.dir.resolve("missing"), arena.allocate(4096))).hasMessageContaining("not a regular file");
     }
+
+    @Test
+    void deregistrationWaitsForALivePeersAccessButNotForADeadOnes() throws Exception {
+        RdmaDevice d = fabric.device(fabric.settings().withDeregisterTimeout(java.time.Duration.ofMinutes(10)));
+        ProtectionDomain p = d.allocateProtectionDomain();
+        SharedMemory sm = d.allocateShared(4096);
+
+        // a live peer in the middle of a write: deregistration waits for it
+        MemoryRegion busy = p.register(sm.segment(), Access.LOCAL_WRITE, Access.REMOTE_WRITE);
+        p.peerPids.add(ProcessHandle.current().pid());
+        d.table().enter(busy.index());
+        java.util.concurrent.CompletableFuture<Void> dereg = java.util.concurrent.CompletableFuture.runAsync(busy::deregister);
+        while (d.table().readMr(busy.index()) != null) {
+            Thread.sleep(1);
+        }
+        assertThat(dereg).as("invalidated, still waiting for the write").isNotDone();
+        d.table().leave(busy.index());
+        dereg.get(60, java.util.concurrent.TimeUnit.SECONDS);
+
+        // a peer killed in the middle of a write never leaves: deregistration sees it is dead
+        Process dead = new ProcessBuilder(java.nio.file.Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-version")
+                .redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+        assertThat(dead.waitFor(60, java.util.concurrent.TimeUnit.SECONDS)).isTrue();
+        ProtectionDomain q = d.allocateProtectionDomain();
+        MemoryRegion stuck = q.register(sm.segment(), Access.LOCAL_WRITE, Access.REMOTE_WRITE);
+        q.peerPids.add(dead.pid());
+        d.table().enter(stuck.index());
+        java.util.concurrent.CompletableFuture.runAsync(stuck::deregister).get(60, java.util.concurrent.TimeUnit.SECONDS);
+        assertThat(stuck.isRegistered()).isFalse();
+    }
 }
