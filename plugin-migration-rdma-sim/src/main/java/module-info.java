@@ -9,4 +9,7 @@ module io.modemu.migration.rdmasim {
     requires io.modemu.platform;
 
     exports io.modemu.migration.rdmasim.verbs;
+    exports io.modemu.migration.rdmasim;
+
+    provides io.modemu.migration.MigrationTransport with io.modemu.migration.rdmasim.RdmaSimTransport;
 }
