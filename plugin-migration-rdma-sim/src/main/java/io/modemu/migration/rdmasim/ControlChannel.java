@@ -102,6 +102,7 @@ final class ControlChannel implements AutoCloseable {
     private volatile Handler handler;
     private volatile WriteListener writeListener;
     private Thread poller;
+    private final java.util.concurrent.atomic.AtomicBoolean closing = new java.util.concurrent.atomic.AtomicBoolean();
 
     private static final class Inbound {
         final int slot;
@@ -488,12 +489,17 @@ final class ControlChannel implements AutoCloseable {
      */
     @Override
     public void close() {
+        closeWith(() -> { });
+    }
+
+    /** Closes, running {@code beforeRelease} after the queue pair is gone and before the protection domain goes. */
+    void closeWith(Runnable beforeRelease) {
+        if (!closing.compareAndSet(false, true)) {
+            return;
+        }
         boolean sayGoodbye;
         lock.lock();
         try {
-            if (closed) {
-                return;
-            }
             sayGoodbye = failure == null && connection != null && connection.isConnected();
         } finally {
             lock.unlock();
@@ -528,6 +534,7 @@ final class ControlChannel implements AutoCloseable {
         }
         try {
             qp.close();
+            beforeRelease.run();
             recvMr.deregister();
             sendMr.deregister();
             cq.close();

@@ -157,17 +157,21 @@ public final class RdmaSimConnection implements AutoCloseable {
     /** Closes the connection and releases its device resources. Any thread; idempotent. */
     @Override
     public void close() {
-        RamImporter i;
         synchronized (this) {
-            i = importer;
             if (exporter != null) {
                 exporter.withdraw();
             }
         }
-        channel.close();
-        if (i != null) {
-            i.close();
-        }
+        // the source's RAM regions live in the channel's protection domain: they go first
+        channel.closeWith(() -> {
+            RamImporter i;
+            synchronized (this) {
+                i = importer;
+            }
+            if (i != null) {
+                i.close();
+            }
+        });
     }
 
     @Override

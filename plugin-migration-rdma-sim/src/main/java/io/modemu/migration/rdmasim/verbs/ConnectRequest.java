@@ -71,6 +71,14 @@ public final class ConnectRequest {
             refuse(e.getMessage());
             throw e;
         }
+        Link link = new Link(device, channel, memory, peer, peerAddress, params);
+        try {
+            qp.toRtr(link);
+        } catch (RuntimeException e) {
+            link.down("the accept failed: " + e.getMessage(), null);
+            refuse(e.getMessage());
+            throw e;
+        }
         try {
             CmMessage.write(channel, CmMessage.endpoint(CmMessage.REP, device.endpoint(qp, params)));
             CmMessage.Received m = CmMessage.read(new DataInputStream(socket.getInputStream()), peerAddress);
@@ -79,13 +87,13 @@ public final class ConnectRequest {
             }
             socket.setSoTimeout(0);
         } catch (IOException e) {
-            memory.close();
+            qp.abortConnect(link);
+            link.down("the connector did not confirm", null);
             channel.close();
             throw new IOException("rdma-sim: " + peerAddress + " did not confirm the connection: " + e.getMessage(), e);
         }
-        Link link = new Link(device, channel, memory, peer, peerAddress, params);
         Connection c = new Connection(link, qp, peer.privateData(), peerAddress);
-        qp.connect(link);
+        qp.toRts(link);
         return c;
     }
 

@@ -178,8 +178,11 @@ public final class QueuePair implements AutoCloseable {
         }
     }
 
-    /** Connection manager: INIT → RTR → RTS over {@code l}, whose threads start now. */
-    void connect(Link l) {
+    /**
+     * Connection manager: INIT → RTR over {@code l}. The passive side does this before it accepts
+     * (as InfiniBand CM moves it to RTR before sending REP), so that the peer may send at once.
+     */
+    void toRtr(Link l) {
         lock.lock();
         try {
             checkAlive();
@@ -187,10 +190,42 @@ public final class QueuePair implements AutoCloseable {
                 throw new VerbsException(VerbsException.Reason.INVALID_STATE, name() + " left INIT while connecting (it is " + state + ")");
             }
             link = l;
-            setState(QpState.RTR);
-            setState(QpState.RTS);
             errorReason = null;
+            setState(QpState.RTR);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Connection manager: RTR → RTS; the link's threads start now. */
+    void toRts(Link l) {
+        lock.lock();
+        try {
+            checkAlive();
+            if (state != QpState.RTR || link != l) {
+                throw new VerbsException(VerbsException.Reason.INVALID_STATE, name() + " left RTR while connecting (it is " + state + ")");
+            }
+            setState(QpState.RTS);
             l.start(this);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Connection manager: INIT → RTR → RTS over {@code l} (the active side, once accepted). */
+    void connect(Link l) {
+        toRtr(l);
+        toRts(l);
+    }
+
+    /** Connection manager: the handshake failed after {@link #toRtr}; back to INIT without the link. */
+    void abortConnect(Link l) {
+        lock.lock();
+        try {
+            if (link == l && state == QpState.RTR) {
+                link = null;
+                setState(QpState.INIT);
+            }
         } finally {
             lock.unlock();
         }

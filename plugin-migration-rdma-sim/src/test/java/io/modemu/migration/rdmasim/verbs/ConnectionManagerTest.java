@@ -136,6 +136,38 @@ class ConnectionManagerTest {
     }
 
     @Test
+    void aMessageSentTheMomentTheConnectReturnsIsDelivered() throws Exception {
+        // the accepting side is in RTR before it answers, so the connector may send at once
+        RdmaDevice a = fabric.device();
+        RdmaDevice b = fabric.device();
+        for (int i = 0; i < 20; i++) {
+            QueuePair qpA = queuePair(a);
+            QueuePair qpB = queuePair(b);
+            MemoryRegion out = qpA.protectionDomain().register(arena.allocate(8));
+            MemoryRegion in = qpB.protectionDomain().register(arena.allocate(8), Access.LOCAL_WRITE);
+            qpB.modify(QpState.INIT);
+            qpB.postRecv(ReceiveWorkRequest.of(1, ScatterGatherElement.of(in)));
+            try (ConnectionListener l = b.listen(TestFabric.loopback())) {
+                CompletableFuture<Connection> accepted = CompletableFuture.supplyAsync(() -> {
+                    try {
+                        return l.accept(TestFabric.WAIT).accept(qpB, ConnectionParameters.defaults());
+                    } catch (IOException e) {
+                        throw new UncheckedIOException(e);
+                    }
+                });
+                Connection c = a.connect(l.localAddress(), qpA, ConnectionParameters.defaults(), TestFabric.WAIT);
+                qpA.postSend(new SendWorkRequest.Send(2, List.of(ScatterGatherElement.of(out)), true));
+                assertThat(next(qpA.config().sendCq()).status()).isEqualTo(WcStatus.SUCCESS);
+                assertThat(next(qpB.config().recvCq()).status()).isEqualTo(WcStatus.SUCCESS);
+                c.disconnect();
+                accepted.join().disconnect();
+            }
+            qpA.close();
+            qpB.close();
+        }
+    }
+
+    @Test
     void disconnectTakesBothEndsDownAndFlushesTheirReceives() {
         TestFabric.Pair p = fabric.connect();
         MemoryRegion in = p.b().pd().register(arena.allocate(64), Access.LOCAL_WRITE);
