@@ -217,7 +217,8 @@ class ConnectionManagerTest {
         assertThat(a1.detail()).contains("was cut");
         assertThat(a2.status()).isEqualTo(WcStatus.WR_FLUSH_ERR);
         assertThat(b3.status()).isEqualTo(WcStatus.RETRY_EXC_ERR);
-        assertThat(b3.detail()).contains("closed the connection");
+        // EOF, or a reset when the cut left unread data behind: either way the peer is gone
+        assertThat(b3.detail()).containsAnyOf("closed the connection", "lost the connection");
         assertThat(p.a().qp().state()).isEqualTo(QpState.ERROR);
         TestFabric.awaitState(p.b().qp(), QpState.ERROR);
     }
