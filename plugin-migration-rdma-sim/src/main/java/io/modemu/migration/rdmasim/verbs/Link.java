@@ -220,6 +220,9 @@ final class Link {
             fault(peerName + " broke the protocol: " + e.getMessage());
         } catch (EOFException e) {
             fault(peerName + " closed the connection (the process died or closed its device)");
+        } catch (java.net.SocketException e) {
+            // a reset: the peer's socket went away with data unread, as when its process dies
+            fault(peerName + " closed the connection (the process died or closed its device): " + e.getMessage());
         } catch (IOException e) {
             fault("lost the connection to " + peerName + ": " + e.getMessage());
         } catch (RuntimeException | Error e) {
