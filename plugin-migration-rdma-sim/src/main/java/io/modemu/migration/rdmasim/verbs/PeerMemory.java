@@ -3,6 +3,7 @@ package io.modemu.migration.rdmasim.verbs;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -15,13 +16,20 @@ import java.util.Map;
 /**
  * The peer's memory as its adapter would guard it: one-sided requests are checked against the peer's
  * published table (key, protection domain, access rights, bounds) and then copied straight into or
- * out of the peer's memory through a mapping of the file behind it. For guest RAM backed by a file,
- * an RDMA WRITE lands directly in the destination's guest RAM.
+ * out of the file behind the peer's region with positional file I/O ({@code pwrite}/{@code pread}).
+ * The peer maps that file shared, so the bytes land in (or come from) the very pages of its memory —
+ * for guest RAM backed by a file, an RDMA WRITE lands directly in the destination's guest RAM, with
+ * no work on the destination.
+ *
+ * <p>Why not map the peer's file here and copy with {@code MemorySegment.copy}: every first touch of
+ * a page through a new mapping is a page fault in this process, and a migration touches each page of
+ * the destination about once; on the reference machine copying through a fresh mapping ran at
+ * ~1.4 GB/s and {@code pwrite} at ~3.5 GB/s. Positional I/O is also memory-safe whatever the peer
+ * does to its file (a truncated file cannot raise SIGBUS here).
  *
  * <p>The table and the files are the peer's, hence untrusted: every index and offset read from them
- * is bounds-checked against this process's own mappings, so a lying peer can make a request fail but
- * cannot make this process touch memory outside what it mapped. Only regular files owned by this
- * user are mapped.
+ * is bounds-checked against the file this process opened, so a lying peer can make a request fail
+ * but cannot make this process touch anything else. Only regular files owned by this user are opened.
  *
  * <p>Confined to the link's send thread, which closes it when it stops.
  */
@@ -30,9 +38,9 @@ final class PeerMemory implements AutoCloseable {
     private final Arena arena;
     private final String peerName;
     private final UserPrincipal owner;
-    private final Map<Integer, Mapped> files = new HashMap<>();
+    private final Map<Integer, OpenFile> files = new HashMap<>();
 
-    private record Mapped(int generation, MemorySegment segment) {
+    private record OpenFile(int generation, FileChannel channel, long size) {
     }
 
     private PeerMemory(SharedTable table, Arena arena, String peerName, UserPrincipal owner) {
@@ -45,7 +53,7 @@ final class PeerMemory implements AutoCloseable {
     /**
      * Maps the peer's table.
      *
-     * @param owner the user whose files may be mapped (the owner of this device's own table)
+     * @param owner the user whose files may be opened (the owner of this device's own table)
      */
     static PeerMemory open(Path tableFile, long deviceId, String peerName, UserPrincipal owner) throws IOException {
         if (!Files.isRegularFile(tableFile) || !Files.getOwner(tableFile).equals(owner)) {
@@ -80,10 +88,7 @@ final class PeerMemory implements AutoCloseable {
     }
 
     private String access(String op, int rkey, long raddr, List<MemorySegment> local, long length, int pd, Access need) {
-        String where = String.format("%s to rkey 0x%x at 0x%x + %d", op, rkey, raddr, length);
-        if (need == Access.REMOTE_READ) {
-            where = String.format("%s from rkey 0x%x at 0x%x + %d", op, rkey, raddr, length);
-        }
+        String where = String.format("%s %s rkey 0x%x at 0x%x + %d", op, need == Access.REMOTE_READ ? "from" : "to", rkey, raddr, length);
         int index = rkey >>> 8;
         if (index >= table.mrCapacity()) {
             return where + ": not a key " + peerName + " issued";
@@ -104,54 +109,54 @@ final class PeerMemory implements AutoCloseable {
             if (e.length() < 0 || raddr - e.address() < 0 || length > e.length() || raddr - e.address() > e.length() - length) {
                 return where + String.format(": outside the memory region [0x%x, 0x%x) of %s", e.address(), e.address() + e.length(), peerName);
             }
-            MemorySegment file = mapping(e.fileIndex(), e.fileGeneration());
+            OpenFile file = file(e.fileIndex(), e.fileGeneration());
             if (file == null) {
-                return where + ": the file behind the region at " + peerName + " cannot be mapped";
+                return where + ": the file behind the region at " + peerName + " cannot be opened";
             }
             long off = e.fileOffset() + (raddr - e.address());
-            if (e.fileOffset() < 0 || off < 0 || off > file.byteSize() - length) {
+            if (e.fileOffset() < 0 || off < 0 || off > file.size() - length) {
                 return where + ": the region's file offset lies outside the file " + peerName + " published";
             }
             long pos = off;
             for (MemorySegment s : local) {
-                if (need == Access.REMOTE_WRITE) {
-                    MemorySegment.copy(s, 0, file, pos, s.byteSize());
-                } else {
-                    MemorySegment.copy(file, pos, s, 0, s.byteSize());
+                ByteBuffer b = s.asByteBuffer();
+                while (b.hasRemaining()) {
+                    int n = need == Access.REMOTE_WRITE ? file.channel().write(b, pos) : file.channel().read(b, pos);
+                    if (n < 0) {
+                        return where + ": the file behind the region at " + peerName + " ends early";
+                    }
+                    pos += n;
                 }
-                pos += s.byteSize();
             }
             return null;
-        } catch (IllegalStateException | InternalError e) {
-            // a mapping closed under us, or a file truncated behind a mapping (SIGBUS): fail the request
-            return where + ": " + e.getMessage();
+        } catch (IOException | IllegalStateException e) {
+            // the file went away, or local memory was freed under the request
+            return where + ": " + e;
         } finally {
             table.leave(index);
         }
     }
 
-    private MemorySegment mapping(int fileIndex, int generation) {
-        Mapped m = files.get(fileIndex);
-        if (m != null && m.generation == generation) {
-            return m.segment;
+    private OpenFile file(int fileIndex, int generation) {
+        OpenFile f = files.get(fileIndex);
+        if (f != null && f.generation() == generation && f.channel().isOpen()) {
+            return f;
         }
-        SharedTable.FileEntry f = table.readFile(fileIndex);
-        if (f == null || f.generation() != generation) {
+        SharedTable.FileEntry entry = table.readFile(fileIndex);
+        if (entry == null || entry.generation() != generation) {
             return null;
         }
         try {
-            if (!Files.isRegularFile(f.path()) || !Files.getOwner(f.path()).equals(owner)) {
+            if (!Files.isRegularFile(entry.path()) || !Files.getOwner(entry.path()).equals(owner)) {
                 return null;
             }
-            try (FileChannel ch = FileChannel.open(f.path(), StandardOpenOption.READ, StandardOpenOption.WRITE)) {
-                long size = ch.size();
-                if (size <= 0) {
-                    return null;
-                }
-                MemorySegment seg = ch.map(FileChannel.MapMode.READ_WRITE, 0, size, arena);
-                files.put(fileIndex, new Mapped(generation, seg));
-                return seg;
+            FileChannel ch = FileChannel.open(entry.path(), StandardOpenOption.READ, StandardOpenOption.WRITE);
+            OpenFile opened = new OpenFile(generation, ch, ch.size());
+            OpenFile old = files.put(fileIndex, opened);
+            if (old != null) {
+                old.channel().close();
             }
+            return opened;
         } catch (IOException | RuntimeException e) {
             return null;
         }
@@ -159,6 +164,13 @@ final class PeerMemory implements AutoCloseable {
 
     @Override
     public void close() {
+        for (OpenFile f : files.values()) {
+            try {
+                f.channel().close();
+            } catch (IOException e) {
+                // closing anyway
+            }
+        }
         files.clear();
         try {
             arena.close();
