@@ -110,6 +110,9 @@ final class Requester {
         }
         if (!model.isIdeal()) {
             model.sleepUntil(model.reserve(w.postedAt, len));
+            if (link.isDown()) {
+                return Outcome.failed(WcStatus.WR_FLUSH_ERR, who + ": the link went down before the request arrived");
+            }
         }
         QpState remote = link.peerMemory.queuePairState(link.remoteSlot, link.remoteGeneration);
         if (remote != QpState.RTR && remote != QpState.RTS) {
