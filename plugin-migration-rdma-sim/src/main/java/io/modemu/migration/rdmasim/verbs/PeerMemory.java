@@ -88,34 +88,36 @@ final class PeerMemory implements AutoCloseable {
     }
 
     private String access(String op, int rkey, long raddr, List<MemorySegment> local, long length, int pd, Access need) {
-        String where = String.format("%s %s rkey 0x%x at 0x%x + %d", op, need == Access.REMOTE_READ ? "from" : "to", rkey, raddr, length);
         int index = rkey >>> 8;
         if (index >= table.mrCapacity()) {
-            return where + ": not a key " + peerName + " issued";
+            return where(op, need, rkey, raddr, length) + ": not a key " + peerName + " issued";
         }
         table.enter(index);
         try {
             SharedTable.MrEntry e = table.readMr(index);
             if (e == null || e.key() != rkey) {
-                return where + ": no memory region with this key is registered at " + peerName + " (never registered, or deregistered)";
+                return where(op, need, rkey, raddr, length) + ": no memory region with this key is registered at " + peerName
+                        + " (never registered, or deregistered)";
             }
             if (e.pd() != pd) {
-                return where + ": the region belongs to protection domain " + e.pd() + " of " + peerName
+                return where(op, need, rkey, raddr, length) + ": the region belongs to protection domain " + e.pd() + " of " + peerName
                         + ", not to the queue pair's protection domain " + pd;
             }
             if ((e.access() & need.bit) == 0) {
-                return where + ": the region was registered without " + need + " (access " + Access.fromBits(e.access()) + ")";
+                return where(op, need, rkey, raddr, length) + ": the region was registered without " + need + " (access "
+                        + Access.fromBits(e.access()) + ")";
             }
             if (e.length() < 0 || raddr - e.address() < 0 || length > e.length() || raddr - e.address() > e.length() - length) {
-                return where + String.format(": outside the memory region [0x%x, 0x%x) of %s", e.address(), e.address() + e.length(), peerName);
+                return where(op, need, rkey, raddr, length)
+                        + String.format(": outside the memory region [0x%x, 0x%x) of %s", e.address(), e.address() + e.length(), peerName);
             }
             OpenFile file = file(e.fileIndex(), e.fileGeneration());
             if (file == null) {
-                return where + ": the file behind the region at " + peerName + " cannot be opened";
+                return where(op, need, rkey, raddr, length) + ": the file behind the region at " + peerName + " cannot be opened";
             }
             long off = e.fileOffset() + (raddr - e.address());
             if (e.fileOffset() < 0 || off < 0 || off > file.size() - length) {
-                return where + ": the region's file offset lies outside the file " + peerName + " published";
+                return where(op, need, rkey, raddr, length) + ": the region's file offset lies outside the file " + peerName + " published";
             }
             long pos = off;
             for (MemorySegment s : local) {
@@ -123,7 +125,7 @@ final class PeerMemory implements AutoCloseable {
                 while (b.hasRemaining()) {
                     int n = need == Access.REMOTE_WRITE ? file.channel().write(b, pos) : file.channel().read(b, pos);
                     if (n < 0) {
-                        return where + ": the file behind the region at " + peerName + " ends early";
+                        return where(op, need, rkey, raddr, length) + ": the file behind the region at " + peerName + " ends early";
                     }
                     pos += n;
                 }
@@ -131,10 +133,15 @@ final class PeerMemory implements AutoCloseable {
             return null;
         } catch (IOException | IllegalStateException e) {
             // the file went away, or local memory was freed under the request
-            return where + ": " + e;
+            return where(op, need, rkey, raddr, length) + ": " + e;
         } finally {
             table.leave(index);
         }
+    }
+
+    /** The request, for messages: {@code RDMA WRITE to rkey 0x1234 at 0x7f00... + 4096}. Only built on failure. */
+    private static String where(String op, Access need, int rkey, long raddr, long length) {
+        return String.format("%s %s rkey 0x%x at 0x%x + %d", op, need == Access.REMOTE_READ ? "from" : "to", rkey, raddr, length);
     }
 
     private OpenFile file(int fileIndex, int generation) {

@@ -39,6 +39,7 @@ public final class QueuePair implements AutoCloseable {
     final int slot;
     final int generation;
     private final int number;
+    private final String name;
     final QueuePairConfig config;
 
     final ReentrantLock lock = new ReentrantLock();
@@ -67,6 +68,7 @@ public final class QueuePair implements AutoCloseable {
         this.slot = slot;
         this.generation = generation;
         this.number = (generation & 0xff) << 16 | slot;
+        this.name = String.format("QP 0x%x", number);
         this.config = config;
     }
 
@@ -103,7 +105,7 @@ public final class QueuePair implements AutoCloseable {
     }
 
     String name() {
-        return String.format("QP 0x%x", number);
+        return name;
     }
 
     // ---- state machine ----
@@ -424,26 +426,29 @@ public final class QueuePair implements AutoCloseable {
         List<MemorySegment> out = new ArrayList<>(sgl.size());
         for (ScatterGatherElement e : sgl) {
             MemoryRegion mr = device.localRegion(e.lkey());
-            String where = String.format("%s: %s element lkey 0x%x at 0x%x + %d", name(), what, e.lkey(), e.address(), e.length());
             if (mr == null) {
-                throw new LocalFault(where + ": no memory region with this key is registered (never registered, or deregistered)");
+                throw new LocalFault(where(what, e) + ": no memory region with this key is registered (never registered, or deregistered)");
             }
             if (mr.protectionDomain() != pd) {
-                throw new LocalFault(where + ": the region belongs to protection domain " + mr.protectionDomain().id()
+                throw new LocalFault(where(what, e) + ": the region belongs to protection domain " + mr.protectionDomain().id()
                         + ", the queue pair to " + pd.id());
             }
             if (adapterWrites && (mr.accessBits() & Access.LOCAL_WRITE.bit) == 0) {
-                throw new LocalFault(where + ": the region was registered without LOCAL_WRITE");
+                throw new LocalFault(where(what, e) + ": the region was registered without LOCAL_WRITE");
             }
             long off = e.address() - mr.address();
             if (off < 0 || off > mr.length() - e.length()) {
-                throw new LocalFault(where + String.format(": outside the memory region [0x%x, 0x%x)", mr.address(), mr.address() + mr.length()));
+                throw new LocalFault(where(what, e) + String.format(": outside the memory region [0x%x, 0x%x)", mr.address(), mr.address() + mr.length()));
             }
             if (e.length() > 0) {
                 out.add(mr.segment().asSlice(off, e.length()));
             }
         }
         return out;
+    }
+
+    private String where(String what, ScatterGatherElement e) {
+        return String.format("%s: %s element lkey 0x%x at 0x%x + %d", name, what, e.lkey(), e.address(), e.length());
     }
 
     /** A local protection error, found before anything moved. */

@@ -92,7 +92,6 @@ final class Requester {
     private Outcome execute(SendWqe w) {
         SendWorkRequest wr = w.wr;
         String op = opName(wr);
-        String who = qp.name() + " wr_id " + wr.wrId();
         List<MemorySegment> local;
         try {
             local = qp.resolveLocal(wr.sgl(), wr instanceof SendWorkRequest.RdmaRead, op);
@@ -103,20 +102,20 @@ final class Requester {
         boolean message = wr instanceof SendWorkRequest.Send || wr instanceof SendWorkRequest.SendWithImmediate;
         int maxMessage = qp.device.settings().maxMessageSize();
         if (message && len > maxMessage) {
-            return Outcome.failed(WcStatus.LOC_LEN_ERR, who + ": " + op + " of " + len + " bytes is longer than the device's maximum message size " + maxMessage);
+            return Outcome.failed(WcStatus.LOC_LEN_ERR, who(wr) + ": " + op + " of " + len + " bytes is longer than the device's maximum message size " + maxMessage);
         }
         if (len > FabricSettings.MAX_RDMA_LENGTH) {
-            return Outcome.failed(WcStatus.LOC_LEN_ERR, who + ": " + op + " of " + len + " bytes is longer than 2^31 - 1");
+            return Outcome.failed(WcStatus.LOC_LEN_ERR, who(wr) + ": " + op + " of " + len + " bytes is longer than 2^31 - 1");
         }
         if (!model.isIdeal()) {
             model.sleepUntil(model.reserve(w.postedAt, len));
             if (link.isDown()) {
-                return Outcome.failed(WcStatus.WR_FLUSH_ERR, who + ": the link went down before the request arrived");
+                return Outcome.failed(WcStatus.WR_FLUSH_ERR, who(wr) + ": the link went down before the request arrived");
             }
         }
         QpState remote = link.peerMemory.queuePairState(link.remoteSlot, link.remoteGeneration);
         if (remote != QpState.RTR && remote != QpState.RTS) {
-            return Outcome.failed(WcStatus.RETRY_EXC_ERR, who + ": " + link.peerName() + " is " + (remote == null ? "gone" : "in " + remote)
+            return Outcome.failed(WcStatus.RETRY_EXC_ERR, who(wr) + ": " + link.peerName() + " is " + (remote == null ? "gone" : "in " + remote)
                     + " and does not answer");
         }
         return switch (wr) {
@@ -124,17 +123,21 @@ final class Requester {
             case SendWorkRequest.SendWithImmediate s -> message(Frame.OP_SEND_IMM, s.immediate(), len, gather(local, len));
             case SendWorkRequest.RdmaWrite x -> {
                 String err = link.peerMemory.write(op, x.rkey(), x.remoteAddress(), local, len, link.remotePd);
-                yield err != null ? violation(who, err) : done();
+                yield err != null ? violation(who(wr), err) : done();
             }
             case SendWorkRequest.RdmaWriteWithImmediate x -> {
                 String err = link.peerMemory.write(op, x.rkey(), x.remoteAddress(), local, len, link.remotePd);
-                yield err != null ? violation(who, err) : message(Frame.OP_WRITE_IMM, x.immediate(), len, null);
+                yield err != null ? violation(who(wr), err) : message(Frame.OP_WRITE_IMM, x.immediate(), len, null);
             }
             case SendWorkRequest.RdmaRead x -> {
                 String err = link.peerMemory.read(x.rkey(), x.remoteAddress(), local, len, link.remotePd);
-                yield err != null ? violation(who, err) : done();
+                yield err != null ? violation(who(wr), err) : done();
             }
         };
+    }
+
+    private String who(SendWorkRequest wr) {
+        return qp.name() + " wr_id " + wr.wrId();
     }
 
     private static byte[] gather(List<MemorySegment> local, long len) {
