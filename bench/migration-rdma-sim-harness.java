@@ -3,6 +3,8 @@
  *
  *   memcpy SIZE                        plain memory-copy bandwidth, best of 5 (the fabric's physical limit)
  *   destination URI RAM [RAMFILE|-]    a machine in inmigrate listening on URI; prints LISTENING <uri>, then DESTINATION ...
+ *                                      (RAMFILE: guest RAM in that shared file, preallocated first as QEMU's prealloc=on,
+ *                                      as anonymous guest RAM is when the machine is built)
  *   source URI RAM RANDOM              a machine with RANDOM bytes of random RAM, idle, migrating to URI; prints SOURCE ...
  *
  * Both machines print a hash of guest RAM after the migration so that the script checks the data.
@@ -57,7 +59,7 @@ public class MigrationRdmaSimHarness {
             try {
                 b.add((MigrationTransport) Class.forName(name).getDeclaredConstructor().newInstance());
             } catch (ClassNotFoundException e) {
-                // that transport is not built
+                System.err.println("harness: " + name + " is not on the class path; its scheme is unavailable");
             }
         }
         return b.build();
@@ -79,6 +81,12 @@ public class MigrationRdmaSimHarness {
             b.ramFile(ramFile);
         }
         try (Machine m = b.build(); LiveMigration lm = new LiveMigration(m)) {
+            if (ramFile != null) {
+                MemorySegment seg = m.memory().blocks().getFirst().segment();
+                for (long off = 0; off < seg.byteSize(); off += 4096) {
+                    seg.set(ValueLayout.JAVA_BYTE, off, (byte) 0);
+                }
+            }
             System.out.println("LISTENING " + lm.incoming(uri, new IncomingOptions(true, false)));
             System.out.flush();
             MigrationInfo info = lm.completion().get(10, TimeUnit.MINUTES);

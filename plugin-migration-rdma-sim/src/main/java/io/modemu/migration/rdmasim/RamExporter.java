@@ -86,50 +86,53 @@ final class RamExporter implements ControlChannel.Handler {
         return new RamToken(pinAll, CHUNK_SHIFT, described).encode();
     }
 
-    /** Poller thread: the source asks for a chunk's key. */
+    /** Poller thread: the source asks for the keys of {@code count} chunks from {@code first}. */
     @Override
     public void onControl(int type, ByteBuffer body) throws IOException {
-        if (type != ControlChannel.MSG_REGISTER || body.remaining() != 8) {
+        if (type != ControlChannel.MSG_REGISTER || body.remaining() != 12) {
             throw new IOException("rdma-sim: " + channel.peer() + " sent transport message type " + type + " of " + body.remaining()
                     + " bytes, expected a chunk registration request");
         }
         int block = body.getInt();
-        int chunk = body.getInt();
-        int rkey = 0;
-        long address = 0;
+        int first = body.getInt();
+        int count = body.getInt();
         String error = "";
+        ByteBuffer keys = ByteBuffer.allocate(Math.max(0, Math.min(count, RamImporter.BATCH)) * 12);
         synchronized (this) {
             if (blocks == null || withdrawn) {
                 error = "guest RAM is not exposed";
-            } else if (block < 0 || block >= blocks.size() || chunk < 0 || chunk >= chunks[block].length) {
-                error = "block " + block + " chunk " + chunk + " does not exist";
+            } else if (block < 0 || block >= blocks.size() || count < 1 || count > RamImporter.BATCH || first < 0 || first > chunks[block].length - count) {
+                error = "block " + block + " chunks " + first + "+" + count + " do not exist";
             } else if (pinAll) {
                 error = "guest RAM is pinned all: no chunk registration";
             } else {
-                MemoryRegion mr = chunks[block][chunk];
-                if (mr == null) {
-                    RamBlock b = blocks.get(block);
-                    long off = (long) chunk << CHUNK_SHIFT;
-                    long len = Math.min(1L << CHUNK_SHIFT, b.size() - off);
-                    try {
-                        mr = channel.protectionDomain().register(b.segment().asSlice(off, len), Access.LOCAL_WRITE, Access.REMOTE_WRITE);
-                    } catch (VerbsException e) {
-                        error = e.getMessage();
+                RamBlock b = blocks.get(block);
+                for (int chunk = first; chunk < first + count && error.isEmpty(); chunk++) {
+                    MemoryRegion mr = chunks[block][chunk];
+                    if (mr == null) {
+                        long off = (long) chunk << CHUNK_SHIFT;
+                        long len = Math.min(1L << CHUNK_SHIFT, b.size() - off);
+                        try {
+                            mr = channel.protectionDomain().register(b.segment().asSlice(off, len), Access.LOCAL_WRITE, Access.REMOTE_WRITE);
+                            chunks[block][chunk] = mr;
+                            regions.add(mr);
+                            registrations++;
+                        } catch (VerbsException e) {
+                            error = e.getMessage();
+                        }
                     }
                     if (mr != null) {
-                        chunks[block][chunk] = mr;
-                        regions.add(mr);
-                        registrations++;
+                        keys.putInt(mr.rkey()).putLong(mr.address());
                     }
-                }
-                if (mr != null) {
-                    rkey = mr.rkey();
-                    address = mr.address();
                 }
             }
         }
         byte[] e = error.getBytes(StandardCharsets.UTF_8);
-        ByteBuffer reply = ByteBuffer.allocate(22 + e.length).putInt(block).putInt(chunk).putInt(rkey).putLong(address).putShort((short) e.length).put(e);
+        ByteBuffer reply = ByteBuffer.allocate(14 + e.length + (error.isEmpty() ? keys.capacity() : 0));
+        reply.putInt(block).putInt(first).putInt(count).putShort((short) e.length).put(e);
+        if (error.isEmpty()) {
+            reply.put(keys.flip());
+        }
         channel.sendControl(ControlChannel.MSG_REGISTERED, reply.array());
     }
 

@@ -29,7 +29,12 @@ import java.util.concurrent.locks.ReentrantLock;
  * and registration answers arrive on the poller.
  */
 final class RamImporter implements ControlChannel.Handler, ControlChannel.WriteListener {
-    private static final int PREFETCH = 8;
+    /**
+     * Chunks asked for in one registration request. A request is a SEND, and an RDMA WRITE posted
+     * after a SEND waits for its acknowledgement (reliable-connection ordering), so requests are
+     * batched: a sequential pass sends one per {@code BATCH / 2} chunks, ahead of the writes.
+     */
+    static final int BATCH = 256;
     /** An RDMA WRITE stays below 2 GiB; pin-all runs are split at 1 GiB. */
     private static final long MAX_WRITE = 1L << 30;
 
@@ -139,23 +144,41 @@ final class RamImporter implements ControlChannel.Handler, ControlChannel.WriteL
         channel.postWrite(id & 0xffff_ffff_ffffL, sge, remoteAddress, rkey);
     }
 
-    /** The remote key of a chunk, asking the destination (and a few chunks ahead) when unknown. */
+    /**
+     * The remote key of a chunk, asking the destination for it (and the chunks after it) when unknown,
+     * and for the next batch once the write position is half-way through the chunks asked for.
+     */
     private int chunkKey(int block, int chunk) throws IOException {
         lock.lock();
         try {
-            if (keys[block][chunk] == 0) {
-                for (int c = chunk; c < Math.min(keys[block].length, chunk + PREFETCH); c++) {
-                    if (!asked[block][c]) {
-                        asked[block][c] = true;
-                        channel.sendControl(ControlChannel.MSG_REGISTER, ByteBuffer.allocate(8).putInt(block).putInt(c).array());
-                    }
+            if (!asked[block][chunk]) {
+                askFrom(block, chunk);
+            }
+            int ahead = chunk + BATCH / 2;
+            if (ahead < asked[block].length && !asked[block][ahead]) {
+                int from = chunk + 1;
+                while (asked[block][from]) {
+                    from++;
                 }
+                askFrom(block, from);
+            }
+            if (keys[block][chunk] == 0) {
                 await(() -> keys[block][chunk] != 0, "the key of chunk " + chunk + " of block '" + blocks.get(block).name() + "'");
             }
             return keys[block][chunk];
         } finally {
             lock.unlock();
         }
+    }
+
+    /** Lock held: asks for up to {@link #BATCH} consecutive chunks not asked for yet, from {@code first}. */
+    private void askFrom(int block, int first) throws IOException {
+        int n = 0;
+        while (n < BATCH && first + n < asked[block].length && !asked[block][first + n]) {
+            asked[block][first + n] = true;
+            n++;
+        }
+        channel.sendControl(ControlChannel.MSG_REGISTER, ByteBuffer.allocate(12).putInt(block).putInt(first).putInt(n).array());
     }
 
     /** Waits until every write posted so far landed at the destination. */
@@ -219,34 +242,41 @@ final class RamImporter implements ControlChannel.Handler, ControlChannel.WriteL
     /** Poller thread: the destination answered a chunk registration. */
     @Override
     public void onControl(int type, ByteBuffer body) throws IOException {
-        if (type != ControlChannel.MSG_REGISTERED || body.remaining() < 22) {
+        if (type != ControlChannel.MSG_REGISTERED || body.remaining() < 14) {
             throw new IOException("rdma-sim: " + channel.peer() + " sent transport message type " + type + ", expected a chunk registration answer");
         }
         int block = body.getInt();
-        int chunk = body.getInt();
-        int rkey = body.getInt();
-        long address = body.getLong();
+        int first = body.getInt();
+        int count = body.getInt();
         int errorLength = body.getShort() & 0xffff;
-        if (errorLength != body.remaining()) {
+        if (errorLength > body.remaining()) {
             throw new IOException("rdma-sim: " + channel.peer() + " sent a malformed chunk registration answer");
         }
         byte[] e = new byte[errorLength];
         body.get(e);
         lock.lock();
         try {
-            if (keys == null || block < 0 || block >= keys.length || chunk < 0 || chunk >= keys[block].length || !asked[block][chunk]) {
-                throw new IOException("rdma-sim: " + channel.peer() + " answered a registration of block " + block + " chunk " + chunk + " nobody asked for");
+            if (keys == null || block < 0 || block >= keys.length || count < 1 || count > BATCH || first < 0 || first > keys[block].length - count) {
+                throw new IOException("rdma-sim: " + channel.peer() + " answered a registration of block " + block + " chunks " + first + "+" + count
+                        + " nobody asked for");
             }
-            if (errorLength > 0 || rkey == 0) {
-                refused = "rdma-sim: " + channel.peer() + " refused to register chunk " + chunk + " of block '" + blocks.get(block).name() + "': "
-                        + new String(e, StandardCharsets.UTF_8);
+            if (errorLength > 0) {
+                refused = "rdma-sim: " + channel.peer() + " refused to register chunks " + first + ".." + (first + count - 1) + " of block '"
+                        + blocks.get(block).name() + "': " + new String(e, StandardCharsets.UTF_8);
             } else {
-                long expected = token.blocks().get(block).address() + ((long) chunk << token.chunkShift());
-                if (address != expected) {
-                    throw new IOException(String.format("rdma-sim: %s registered chunk %d of block '%s' at 0x%x, expected 0x%x", channel.peer(), chunk,
-                            blocks.get(block).name(), address, expected));
+                if (body.remaining() != count * 12) {
+                    throw new IOException("rdma-sim: " + channel.peer() + " sent a chunk registration answer of the wrong length");
                 }
-                keys[block][chunk] = rkey;
+                for (int c = first; c < first + count; c++) {
+                    int rkey = body.getInt();
+                    long address = body.getLong();
+                    long expected = token.blocks().get(block).address() + ((long) c << token.chunkShift());
+                    if (!asked[block][c] || rkey == 0 || address != expected) {
+                        throw new IOException(String.format("rdma-sim: %s registered chunk %d of block '%s' with key 0x%x at 0x%x, expected 0x%x%s",
+                                channel.peer(), c, blocks.get(block).name(), rkey, address, expected, asked[block][c] ? "" : " (not asked for)"));
+                    }
+                    keys[block][c] = rkey;
+                }
             }
             changed.signalAll();
         } finally {

@@ -209,7 +209,7 @@ class RdmaSimConnectionTest {
         if (pinAll) {
             assertThat(p.destination().chunkRegistrations()).isZero();
         } else {
-            assertThat(p.destination().chunkRegistrations()).as("registered on demand, a few ahead").isBetween(6, 8 + 8 + 3);
+            assertThat(p.destination().chunkRegistrations()).as("registered on demand: the 8 chunks written, and some of the 3 ahead").isBetween(8, 11);
         }
     }
 
