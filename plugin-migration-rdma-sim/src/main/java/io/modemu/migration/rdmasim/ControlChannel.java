@@ -95,6 +95,8 @@ final class ControlChannel implements AutoCloseable {
     private final ArrayDeque<Inbound> inbound = new ArrayDeque<>();
     private IOException failure;
     private boolean peerFinished;
+    /** close() began: stream reads and writes fail from now on (the goodbye still goes out). */
+    private boolean closing;
     private boolean closed;
 
     private volatile Connection connection;
@@ -323,6 +325,14 @@ final class ControlChannel implements AutoCloseable {
         }
     }
 
+    /** Lock held: like {@link #checkUsable}, and fails once close() began (stream calls). */
+    private void checkOpenForStream() throws IOException {
+        checkUsable();
+        if (closing) {
+            throw new IOException("rdma-sim: the connection to " + peer + " is closed");
+        }
+    }
+
     // ---- sending ----
 
     /** Lock held. */
@@ -336,7 +346,7 @@ final class ControlChannel implements AutoCloseable {
     private int takeSendSlot(Duration timeout) throws IOException {
         long deadline = System.nanoTime() + timeout.toNanos();
         while (true) {
-            checkUsable();
+            checkOpenForStream();
             if (peerFinished) {
                 throw new IOException("rdma-sim: " + peer + " closed the connection");
             }
@@ -453,7 +463,7 @@ final class ControlChannel implements AutoCloseable {
                     }
                     break;
                 }
-                checkUsable();
+                checkOpenForStream();
                 if (peerFinished) {
                     return -1;
                 }
@@ -500,7 +510,9 @@ final class ControlChannel implements AutoCloseable {
         boolean sayGoodbye;
         lock.lock();
         try {
-            sayGoodbye = failure == null && connection != null && connection.isConnected();
+            closing = true;
+            changed.signalAll();
+            sayGoodbye = failure == null && !peerFinished && connection != null && connection.isConnected();
         } finally {
             lock.unlock();
         }
