@@ -104,7 +104,7 @@ final class ControlChannel implements AutoCloseable {
     private volatile Handler handler;
     private volatile WriteListener writeListener;
     private Thread poller;
-    private final java.util.concurrent.atomic.AtomicBoolean closing = new java.util.concurrent.atomic.AtomicBoolean();
+    private final java.util.concurrent.atomic.AtomicBoolean closeOnce = new java.util.concurrent.atomic.AtomicBoolean();
 
     private static final class Inbound {
         final int slot;
@@ -504,7 +504,7 @@ final class ControlChannel implements AutoCloseable {
 
     /** Closes, running {@code beforeRelease} after the queue pair is gone and before the protection domain goes. */
     void closeWith(Runnable beforeRelease) {
-        if (!closing.compareAndSet(false, true)) {
+        if (!closeOnce.compareAndSet(false, true)) {
             return;
         }
         boolean sayGoodbye;
