@@ -4,6 +4,12 @@
 #   plugin-migration-rdma-sim/src/engine-spi/verify.sh [BRANCH] [TEST-PATTERN]
 # Nothing is installed into ~/.m2 and the branch's worktree is not touched.
 set -euo pipefail
+java_major() { "$1" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1; }
+if [ -z "${JAVA_HOME:-}" ] || [ "$(java_major "$JAVA_HOME/bin/java")" -lt 25 ] 2>/dev/null; then
+  for d in /usr/lib/jvm/temurin-25-* /usr/lib/jvm/*25*; do [ -x "$d/bin/java" ] && { JAVA_HOME=$d; break; }; done
+fi
+[ -x "${JAVA_HOME:-}/bin/java" ] || { echo "verify.sh: no JDK 25 found (set JAVA_HOME)" >&2; exit 1; }
+export JAVA_HOME PATH="$JAVA_HOME/bin:$PATH"
 branch=${1:-migration}
 tests=${2:-'RdmaSim*'}
 here=$(cd "$(dirname "$0")/../.." && pwd)
