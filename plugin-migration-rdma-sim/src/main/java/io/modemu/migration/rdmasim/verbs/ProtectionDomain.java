@@ -50,6 +50,24 @@ public final class ProtectionDomain implements AutoCloseable {
         return device.register(this, memory, access);
     }
 
+    /**
+     * Deregisters several regions of this domain at once: equivalent to {@link MemoryRegion#deregister()}
+     * on each (when it returns, no remote access to any of them is in progress or will start), but the
+     * accesses in progress are waited for once for all of them.
+     *
+     * @throws VerbsException INVALID_STATE when one was already deregistered (then none is);
+     *                        INVALID_ARGUMENT when one belongs to another domain
+     */
+    public void deregister(java.util.Collection<MemoryRegion> mrs) {
+        for (MemoryRegion mr : mrs) {
+            if (mr.protectionDomain() != this) {
+                throw new VerbsException(VerbsException.Reason.INVALID_ARGUMENT, mr + " belongs to protection domain " + mr.protectionDomain().id()
+                        + ", not " + id);
+            }
+        }
+        device.deregister(mrs);
+    }
+
     /** {@code ibv_create_qp}: a reliable-connected queue pair in RESET. */
     public QueuePair createQueuePair(QueuePairConfig config) {
         checkOpen();

@@ -406,29 +406,50 @@ public final class RdmaDevice implements AutoCloseable {
     }
 
     void deregister(MemoryRegion mr) {
-        if (!mr.markDeregistered()) {
-            throw new VerbsException(VerbsException.Reason.INVALID_STATE, "ibv_dereg_mr: " + mr + " is already deregistered");
+        deregister(java.util.List.of(mr));
+    }
+
+    /**
+     * Deregisters {@code mrs} together: all are invalidated first, then the accesses in progress are
+     * waited for once, then all are freed. Same guarantee as one {@code ibv_dereg_mr} per region.
+     */
+    void deregister(java.util.Collection<MemoryRegion> mrs) {
+        for (MemoryRegion mr : mrs) {
+            if (!mr.isRegistered()) {
+                throw new VerbsException(VerbsException.Reason.INVALID_STATE, "ibv_dereg_mr: " + mr + " is already deregistered");
+            }
         }
-        int index = mr.index();
-        regions.set(index, null);
-        table.markInvalidating(index);
+        List<MemoryRegion> mine = new ArrayList<>(mrs.size());
+        for (MemoryRegion mr : mrs) {
+            if (mr.markDeregistered()) {
+                regions.set(mr.index(), null);
+                table.markInvalidating(mr.index());
+                mine.add(mr);
+            }
+        }
         long deadline = System.nanoTime() + settings.deregisterTimeout().toNanos();
-        ProtectionDomain pd = mr.protectionDomain();
-        if (!table.awaitIdle(index, deadline, pd::allPeersGone)) {
-            if (pd.allPeersGone()) {
-                log.info("rdma-sim: deregistering {}: a peer died in the middle of an access to it; no process that could access it is left", mr);
-            } else {
-                log.warn("rdma-sim: deregistering {}: a peer's access to it did not finish within {}; going on", mr, settings.deregisterTimeout());
+        for (MemoryRegion mr : mine) {
+            ProtectionDomain pd = mr.protectionDomain();
+            if (table.inUse(mr.index()) > 0 && !table.awaitIdle(mr.index(), deadline, pd::allPeersGone)) {
+                if (pd.allPeersGone()) {
+                    log.info("rdma-sim: deregistering {}: a peer died in the middle of an access to it; no process that could access it is left", mr);
+                } else {
+                    log.warn("rdma-sim: deregistering {}: a peer's access to it did not finish within {}; going on", mr, settings.deregisterTimeout());
+                }
             }
         }
         synchronized (lock) {
-            table.freeMr(index);
-            regionBusy[index] = false;
-            if (mr.shared() != null) {
-                sharedRegions[mr.shared().index()]--;
+            for (MemoryRegion mr : mine) {
+                table.freeMr(mr.index());
+                regionBusy[mr.index()] = false;
+                if (mr.shared() != null) {
+                    sharedRegions[mr.shared().index()]--;
+                }
             }
         }
-        mr.protectionDomain().regions.remove(mr);
+        for (MemoryRegion mr : mine) {
+            mr.protectionDomain().regions.remove(mr);
+        }
     }
 
     /** The registered region with local key {@code lkey}, or null. */

@@ -149,4 +149,24 @@ class MemoryRegionTest {
         java.util.concurrent.CompletableFuture.runAsync(stuck::deregister).get(60, java.util.concurrent.TimeUnit.SECONDS);
         assertThat(stuck.isRegistered()).isFalse();
     }
+
+    @Test
+    void regionsDeregisteredTogetherAreAllGoneAndAForeignOneIsRefused() {
+        MemorySegment m = arena.allocate(4096);
+        java.util.List<MemoryRegion> mrs = java.util.List.of(pd.register(m), pd.register(m), pd.register(m));
+        MemoryRegion foreign = device.allocateProtectionDomain().register(m);
+        assertThatThrownBy(() -> pd.deregister(java.util.List.of(mrs.get(0), foreign))).hasMessageContaining("belongs to protection domain");
+        assertThat(mrs.get(0).isRegistered()).as("nothing deregistered when refused").isTrue();
+        pd.deregister(mrs);
+        for (MemoryRegion mr : mrs) {
+            assertThat(mr.isRegistered()).isFalse();
+            assertThat(device.localRegion(mr.lkey())).isNull();
+        }
+        assertThat(pd.regions).isEmpty();
+        assertThatThrownBy(() -> pd.deregister(mrs)).hasMessageContaining("already deregistered");
+        for (int i = 0; i < 7; i++) {
+            pd.register(m); // the foreign region holds the eighth slot; the three freed ones are reused
+        }
+        assertThatThrownBy(() -> pd.register(m)).hasMessageContaining("all 8");
+    }
 }
