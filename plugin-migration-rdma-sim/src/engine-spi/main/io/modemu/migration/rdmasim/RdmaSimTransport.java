@@ -14,6 +14,10 @@ import java.time.Duration;
  * roles, writes guest RAM pages one-sided with RDMA WRITE.
  */
 public final class RdmaSimTransport implements MigrationTransport {
+    public RdmaSimTransport() {
+        ClassPreloader.startOnce();
+    }
+
     @Override
     public String scheme() {
         return "rdma-sim";

@@ -50,9 +50,11 @@ import org.slf4j.LoggerFactory;
 final class ControlChannel implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(ControlChannel.class);
 
-    static final int SLOT = 64 * 1024;
-    static final int RECV_SLOTS = 32;
-    static final int SEND_SLOTS = 32;
+    // 16 x 32 KiB each way: in one-sided mode the stream carries records and device state only, and
+    // every buffer byte is a page to fault in when the connection starts
+    static final int SLOT = 32 * 1024;
+    static final int RECV_SLOTS = 16;
+    static final int SEND_SLOTS = 16;
     /** RDMA WRITEs in flight at once. */
     static final int WRITE_DEPTH = 128;
 

@@ -17,6 +17,10 @@ import java.time.Duration;
 public final class RdmaSimTransport implements MigrationTransport {
     static final Duration IO_TIMEOUT = Duration.ofSeconds(10);
 
+    public RdmaSimTransport() {
+        ClassPreloader.startOnce();
+    }
+
     @Override
     public String scheme() {
         return "rdma-sim";
