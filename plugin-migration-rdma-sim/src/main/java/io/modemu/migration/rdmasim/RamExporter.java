@@ -154,7 +154,13 @@ final class RamExporter implements ControlChannel.Handler {
     }
 
     private void release() {
-        List<MemoryRegion> live = regions.stream().filter(MemoryRegion::isRegistered).toList();
+        // a plain loop: this runs inside the migration's downtime, where a first lambda costs milliseconds
+        List<MemoryRegion> live = new ArrayList<>(regions.size());
+        for (MemoryRegion mr : regions) {
+            if (mr.isRegistered()) {
+                live.add(mr);
+            }
+        }
         if (!live.isEmpty()) {
             channel.protectionDomain().deregister(live);
         }

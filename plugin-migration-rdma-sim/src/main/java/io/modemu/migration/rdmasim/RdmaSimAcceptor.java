@@ -70,11 +70,13 @@ public final class RdmaSimAcceptor implements AutoCloseable {
             synchronized (this) {
                 users++;
             }
+            long t0 = System.nanoTime();
             ControlChannel ch = null;
             try {
                 ch = new ControlChannel(device, this::release);
                 Connection c = r.accept(ch.queuePair(), ConnectionParameters.withPrivateData(caps.encode()));
                 ch.attach(c, r.peerAddress());
+                log.debug("rdma-sim: accepted {} in {} us", r.peerAddress(), (System.nanoTime() - t0) / 1000);
                 return RdmaSimConnection.incoming(ch, caps.pinAll(), ioTimeout);
             } catch (IOException | RuntimeException e) {
                 if (ch != null) {

@@ -17,6 +17,7 @@ import java.util.List;
  * adapters ({@link RdmaSimTransport}) delegate to it.
  */
 public final class RdmaSimConnection implements AutoCloseable {
+    private static final org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(RdmaSimConnection.class);
     private final ControlChannel channel;
     private final boolean outgoing;
     private final boolean pinAll;
@@ -37,6 +38,7 @@ public final class RdmaSimConnection implements AutoCloseable {
      * @throws IOException naming the address when the destination cannot be reached or refuses
      */
     public static RdmaSimConnection connect(RdmaSimAddress address, Duration connectTimeout, Duration ioTimeout) throws IOException {
+        long t0 = System.nanoTime();
         RdmaDevice device = RdmaDevice.open(address.fabric());
         ControlChannel ch = null;
         try {
@@ -46,6 +48,7 @@ public final class RdmaSimConnection implements AutoCloseable {
             var c = device.connect(address.socketAddress(), ch.queuePair(), params, connectTimeout);
             Capabilities agreed = Capabilities.decode(c.peerPrivateData(), peer);
             ch.attach(c, peer);
+            log.debug("rdma-sim: connected to {} in {} us", peer, (System.nanoTime() - t0) / 1000);
             return new RdmaSimConnection(ch, true, agreed.pinAll(), ioTimeout);
         } catch (IOException | RuntimeException e) {
             if (ch != null) {
@@ -100,10 +103,13 @@ public final class RdmaSimConnection implements AutoCloseable {
         if (!outgoing) {
             throw new IllegalStateException("rdma-sim: RAM writes go from the source");
         }
+        long t0 = System.nanoTime();
         RamImporter i = new RamImporter(channel, ioTimeout);
         channel.setHandler(i);
         i.open(blocks, token);
         importer = i;
+        log.debug("rdma-sim: ready to write guest RAM into {} ({}) in {} us", peer(), pinAll ? "pinned all" : "chunks on demand",
+                (System.nanoTime() - t0) / 1000);
     }
 
     /** Source: writes a page run one-sided (may return before it landed). */
@@ -130,10 +136,12 @@ public final class RdmaSimConnection implements AutoCloseable {
         if (outgoing) {
             throw new IllegalStateException("rdma-sim: guest RAM is exposed by the destination");
         }
+        long t0 = System.nanoTime();
         RamExporter e = new RamExporter(channel, pinAll);
         channel.setHandler(e);
         byte[] token = e.expose(blocks);
         exporter = e;
+        log.debug("rdma-sim: guest RAM exposed to {} in {} us", peer(), (System.nanoTime() - t0) / 1000);
         return token;
     }
 
