@@ -1,0 +1,185 @@
+package io.modemu.migration.rdmasim.verbs;
+
+import static io.modemu.migration.rdmasim.verbs.TestFabric.next;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.DataInputStream;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.lang.foreign.Arena;
+import java.net.InetSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Peers that shake hands correctly and then misbehave on the wire: every case ends with the victim's
+ * queue pair in ERROR and a reason naming the peer, never with a crash or a hang.
+ */
+class HostilePeerTest {
+    private TestFabric fabric;
+    private Arena arena;
+    private RdmaDevice victim;
+    private QueuePair qp;
+    private CompletionQueue cq;
+    private RdmaDevice impostor;
+    private QueuePair impostorQp;
+
+    @BeforeEach
+    void setUp() {
+        fabric = new TestFabric();
+        arena = Arena.ofShared();
+        victim = fabric.device();
+        cq = victim.createCompletionQueue(64);
+        qp = victim.allocateProtectionDomain().createQueuePair(QueuePairConfig.of(cq, 16, 16));
+        // the impostor has a real table (so the victim can map it) but plays the wire by hand
+        impostor = fabric.device();
+        impostorQp = impostor.allocateProtectionDomain().createQueuePair(QueuePairConfig.of(impostor.createCompletionQueue(4), 4, 4));
+        impostor.publishQueuePair(impostorQp, QpState.RTS);
+    }
+
+    @AfterEach
+    void tearDown() throws Exception {
+        fabric.close();
+        arena.close();
+    }
+
+    /** The impostor connects to the victim's listener and completes the handshake; returns its raw socket. */
+    private SocketChannel impostorConnects(ConnectionParameters victimParams) throws IOException {
+        try (ConnectionListener l = victim.listen(TestFabric.loopback())) {
+            CompletableFuture<Connection> accepted = CompletableFuture.supplyAsync(() -> {
+                try {
+                    return l.accept(TestFabric.WAIT).accept(qp, victimParams);
+                } catch (IOException e) {
+                    throw new UncheckedIOException(e);
+                }
+            });
+            SocketChannel ch = SocketChannel.open(l.localAddress());
+            CmMessage.write(ch, CmMessage.endpoint(CmMessage.REQ, impostor.endpoint(impostorQp, ConnectionParameters.defaults())));
+            CmMessage.Received rep = CmMessage.read(new DataInputStream(ch.socket().getInputStream()), "victim");
+            assertThat(rep.kind()).isEqualTo(CmMessage.REP);
+            CmMessage.write(ch, CmMessage.rtu());
+            accepted.join();
+            return ch;
+        }
+    }
+
+    /** The victim connects to the impostor's socket, which completes the handshake and then says nothing. */
+    private SocketChannel victimConnectsToSilentImpostor(ConnectionParameters victimParams) throws Exception {
+        try (ServerSocketChannel server = ServerSocketChannel.open()) {
+            server.bind(new InetSocketAddress("127.0.0.1", 0));
+            CompletableFuture<SocketChannel> impostorSide = CompletableFuture.supplyAsync(() -> {
+                try {
+                    SocketChannel ch = server.accept();
+                    CmMessage.Received req = CmMessage.read(new DataInputStream(ch.socket().getInputStream()), "victim");
+                    assertThat(req.kind()).isEqualTo(CmMessage.REQ);
+                    CmMessage.write(ch, CmMessage.endpoint(CmMessage.REP, impostor.endpoint(impostorQp, ConnectionParameters.defaults())));
+                    CmMessage.read(new DataInputStream(ch.socket().getInputStream()), "victim");
+                    return ch;
+                } catch (IOException e) {
+                    throw new UncheckedIOException(e);
+                }
+            });
+            victim.connect((InetSocketAddress) server.getLocalAddress(), qp, victimParams, TestFabric.WAIT);
+            return impostorSide.join();
+        }
+    }
+
+    private static void send(SocketChannel ch, byte[] frame) throws IOException {
+        ByteBuffer b = ByteBuffer.wrap(frame);
+        while (b.hasRemaining()) {
+            ch.write(b);
+        }
+    }
+
+    private String awaitError() {
+        TestFabric.awaitState(qp, QpState.ERROR);
+        return qp.errorReason();
+    }
+
+    @Test
+    void anUnknownFrameTypeTakesTheQueuePairDownNamingThePeer() throws Exception {
+        try (SocketChannel ch = impostorConnects(ConnectionParameters.defaults())) {
+            send(ch, Frame.encode(99, 0, 0, 0, 0, 0, null));
+            assertThat(awaitError()).contains("broke the protocol").contains("frame type 99").contains(String.format("peer QP 0x%x", impostorQp.number()));
+        }
+    }
+
+    @Test
+    void anAcknowledgementForNothingIsAProtocolViolation() throws Exception {
+        try (SocketChannel ch = impostorConnects(ConnectionParameters.defaults())) {
+            send(ch, Frame.ack(42));
+            assertThat(awaitError()).contains("acknowledgement for PSN 42").contains("none");
+        }
+    }
+
+    @Test
+    void anOversizedErrorNoticeIsAProtocolViolation() throws Exception {
+        try (SocketChannel ch = impostorConnects(ConnectionParameters.defaults())) {
+            send(ch, Frame.encode(Frame.QP_DOWN, 0, 0, 0, 0, 1L << 40, null));
+            assertThat(awaitError()).contains("error notice carries 1099511627776 bytes");
+        }
+    }
+
+    @Test
+    void aMessageLongerThanTheMaximumWithNoReceivePostedIsRefusedWithoutBufferingIt() throws Exception {
+        try (SocketChannel ch = impostorConnects(ConnectionParameters.defaults())) {
+            send(ch, Frame.message(Frame.OP_SEND, 1, 0, 1L << 40, null));
+            assertThat(awaitError()).contains("1099511627776 bytes is longer than the maximum message size");
+        }
+    }
+
+    @Test
+    void aMessageTruncatedByTheDeathOfThePeerFailsTheReceiveCleanly() throws Exception {
+        MemoryRegion in = qp.protectionDomain().register(arena.allocate(4096), Access.LOCAL_WRITE);
+        try (SocketChannel ch = impostorConnects(ConnectionParameters.defaults())) {
+            qp.postRecv(ReceiveWorkRequest.of(1, ScatterGatherElement.of(in)));
+            byte[] head = Frame.message(Frame.OP_SEND, 1, 0, 4096, new byte[100]);
+            send(ch, head);
+        }
+        assertThat(awaitError()).contains("closed the connection");
+        WorkCompletion wc = next(cq);
+        assertThat(wc.wrId()).isEqualTo(1);
+        assertThat(wc.status()).isEqualTo(WcStatus.WR_FLUSH_ERR);
+    }
+
+    @Test
+    void aPeerThatNeverAcknowledgesFailsTheMessageWithRetryExceeded() throws Exception {
+        ConnectionParameters impatient = ConnectionParameters.defaults().retry(1, Duration.ofMillis(20));
+        try (SocketChannel silent = victimConnectsToSilentImpostor(impatient)) {
+            MemoryRegion out = qp.protectionDomain().register(arena.allocate(64));
+            qp.postSend(new SendWorkRequest.Send(1, List.of(ScatterGatherElement.of(out)), true));
+            WorkCompletion wc = next(cq);
+            assertThat(wc.status()).isEqualTo(WcStatus.RETRY_EXC_ERR);
+            assertThat(wc.detail()).contains("did not acknowledge SEND wr_id 1").contains("retry_cnt 1");
+            assertThat(silent.isOpen()).isTrue();
+        }
+    }
+
+    @Test
+    void aLyingRemoteKeyTableCannotMakeTheRequesterTouchMemoryOutsideTheFile() throws Exception {
+        // the victim writes into the impostor's table-described region, whose entry the impostor corrupts
+        try (SocketChannel silent = victimConnectsToSilentImpostor(ConnectionParameters.defaults())) {
+            SharedMemory sm = impostor.allocateShared(4096);
+            MemoryRegion target = impostorQp.protectionDomain().register(sm.segment(), Access.LOCAL_WRITE, Access.REMOTE_WRITE);
+            // the impostor claims the region is 1 TiB long
+            impostorTable().publishMr(target.rkey() >>> 8, target.rkey(), Access.bits(target.access()), impostorQp.protectionDomain().id(),
+                    sm.index(), sm.generation(), 0, target.address(), 1L << 40);
+            MemoryRegion out = qp.protectionDomain().register(arena.allocate(1 << 16));
+            qp.postSend(new SendWorkRequest.RdmaWrite(1, List.of(ScatterGatherElement.of(out)), target.address() + (1L << 30), target.rkey(), true));
+            WorkCompletion wc = next(cq);
+            assertThat(wc.status()).isEqualTo(WcStatus.REM_ACCESS_ERR);
+            assertThat(wc.detail()).contains("outside the file");
+        }
+    }
+
+    private SharedTable impostorTable() {
+        return impostor.table();
+    }
+}
