@@ -1,60 +1,25 @@
 package io.modemu.migration.rdmasim;
 
+import io.modemu.machine.RamBlock;
 import io.modemu.migration.MigrationChannel;
+import io.modemu.migration.RemoteRamTarget;
+import io.modemu.migration.RemoteRamWriter;
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.OutputStream;
 import java.nio.ByteBuffer;
+import java.time.Duration;
+import java.util.List;
 
-/** A {@link MigrationChannel} (the byte-stream SPI of this branch) over an {@link RdmaSimConnection}. */
-public final class RdmaSimChannel implements MigrationChannel {
-    private final RdmaSimConnection connection;
-    private final InputStream in;
-    private final OutputStream out;
+/** A {@link MigrationChannel} over an {@link RdmaSimConnection}, with the one-sided RAM role of its end. */
+public abstract sealed class RdmaSimChannel implements MigrationChannel {
+    final RdmaSimConnection connection;
 
     RdmaSimChannel(RdmaSimConnection connection) {
         this.connection = connection;
-        this.in = new InputStream() {
-            @Override
-            public int read() throws IOException {
-                byte[] b = new byte[1];
-                return read(b, 0, 1) < 0 ? -1 : b[0] & 0xff;
-            }
-
-            @Override
-            public int read(byte[] b, int off, int len) throws IOException {
-                if (len == 0) {
-                    return 0;
-                }
-                return connection.read(ByteBuffer.wrap(b, off, len), null);
-            }
-        };
-        this.out = new OutputStream() {
-            @Override
-            public void write(int b) throws IOException {
-                write(new byte[] {(byte) b}, 0, 1);
-            }
-
-            @Override
-            public void write(byte[] b, int off, int len) throws IOException {
-                connection.write(ByteBuffer.wrap(b, off, len));
-            }
-        };
     }
 
-    /** The connection, with the one-sided RAM operations. */
+    /** The connection underneath (tests inject faults through it). */
     public RdmaSimConnection connection() {
         return connection;
-    }
-
-    @Override
-    public InputStream input() {
-        return in;
-    }
-
-    @Override
-    public OutputStream output() {
-        return out;
     }
 
     @Override
@@ -63,7 +28,56 @@ public final class RdmaSimChannel implements MigrationChannel {
     }
 
     @Override
+    public void write(ByteBuffer... srcs) throws IOException {
+        connection.write(srcs);
+    }
+
+    @Override
+    public int read(ByteBuffer dst, Duration timeout) throws IOException {
+        return connection.read(dst, timeout);
+    }
+
+    @Override
     public void close() {
         connection.close();
+    }
+
+    /** The source's end: writes guest RAM pages into the destination's with RDMA WRITE. */
+    static final class Outgoing extends RdmaSimChannel implements RemoteRamWriter {
+        Outgoing(RdmaSimConnection connection) {
+            super(connection);
+        }
+
+        @Override
+        public void open(List<RamBlock> blocks, byte[] token) throws IOException {
+            connection.openRam(blocks, token);
+        }
+
+        @Override
+        public void write(int blockIndex, long offset, long length) throws IOException {
+            connection.writeRam(blockIndex, offset, length);
+        }
+
+        @Override
+        public void flush() throws IOException {
+            connection.flushRam();
+        }
+    }
+
+    /** The destination's end: exposes guest RAM (registered, file-backed) to the source's writes. */
+    static final class Incoming extends RdmaSimChannel implements RemoteRamTarget {
+        Incoming(RdmaSimConnection connection) {
+            super(connection);
+        }
+
+        @Override
+        public byte[] expose(List<RamBlock> blocks) throws IOException {
+            return connection.exposeRam(blocks);
+        }
+
+        @Override
+        public void withdraw() {
+            connection.withdrawRam();
+        }
     }
 }

@@ -1,5 +1,6 @@
 package io.modemu.migration.rdmasim;
 
+import io.modemu.migration.ChannelSettings;
 import io.modemu.migration.MigrationChannel;
 import io.modemu.migration.MigrationListener;
 import io.modemu.migration.MigrationTransport;
@@ -7,16 +8,12 @@ import java.io.IOException;
 import java.time.Duration;
 
 /**
- * The {@code rdma-sim:HOST:PORT} migration transport (see {@link RdmaSimAddress} for the options).
- *
- * <p>This adapter implements the transport SPI as it stands on this branch (byte streams only). The
- * engine's SPI with one-sided RAM writes (the {@code RemoteRamWriter} / {@code RemoteRamTarget}
- * channel roles) is implemented by the adapters in {@code src/engine-spi}, to take this file's place
- * when the engine lands; both delegate to {@link RdmaSimConnection} and {@link RdmaSimAcceptor}.
+ * The {@code rdma-sim:HOST:PORT} migration transport (see {@link RdmaSimAddress} for the options),
+ * for the migration engine's SPI: the main channel carries the engine's stream over SEND/RECV and,
+ * in the {@link io.modemu.migration.RemoteRamWriter} / {@link io.modemu.migration.RemoteRamTarget}
+ * roles, writes guest RAM pages one-sided with RDMA WRITE.
  */
 public final class RdmaSimTransport implements MigrationTransport {
-    static final Duration IO_TIMEOUT = Duration.ofSeconds(10);
-
     public RdmaSimTransport() {
         ClassPreloader.startOnce();
     }
@@ -32,13 +29,13 @@ public final class RdmaSimTransport implements MigrationTransport {
     }
 
     @Override
-    public MigrationChannel connect(String address, Duration timeout) throws IOException {
-        return new RdmaSimChannel(RdmaSimConnection.connect(RdmaSimAddress.parse(address), timeout, IO_TIMEOUT));
+    public MigrationChannel connect(String address, ChannelSettings settings) throws IOException {
+        return new RdmaSimChannel.Outgoing(RdmaSimConnection.connect(RdmaSimAddress.parse(address), settings.connectTimeout(), settings.ioTimeout()));
     }
 
     @Override
-    public MigrationListener listen(String address) throws IOException {
-        RdmaSimAcceptor acceptor = RdmaSimAcceptor.listen(RdmaSimAddress.parse(address), IO_TIMEOUT);
+    public MigrationListener listen(String address, ChannelSettings settings) throws IOException {
+        RdmaSimAcceptor acceptor = RdmaSimAcceptor.listen(RdmaSimAddress.parse(address), settings.ioTimeout());
         return new MigrationListener() {
             @Override
             public String address() {
@@ -47,7 +44,7 @@ public final class RdmaSimTransport implements MigrationTransport {
 
             @Override
             public MigrationChannel accept(Duration timeout) throws IOException {
-                return new RdmaSimChannel(acceptor.accept(timeout));
+                return new RdmaSimChannel.Incoming(acceptor.accept(timeout));
             }
 
             @Override

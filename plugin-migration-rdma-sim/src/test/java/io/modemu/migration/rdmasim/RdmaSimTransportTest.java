@@ -3,11 +3,15 @@ package io.modemu.migration.rdmasim;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.modemu.migration.ChannelSettings;
 import io.modemu.migration.MigrationChannel;
 import io.modemu.migration.MigrationListener;
 import io.modemu.migration.MigrationTransport;
+import io.modemu.migration.RemoteRamTarget;
+import io.modemu.migration.RemoteRamWriter;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -17,7 +21,7 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
-/** The transport through this branch's SPI (byte streams). src/engine-spi/test has the engine SPI's twin. */
+/** The transport through the engine's SPI: streams in ByteBuffers, and the one-sided RAM roles. */
 class RdmaSimTransportTest {
     private static final Duration WAIT = Duration.ofSeconds(30);
     private Path dir;
@@ -49,10 +53,10 @@ class RdmaSimTransportTest {
     }
 
     @Test
-    void streamsGoThroughInputAndOutputAndEndWhenTheSourceCloses() throws Exception {
+    void streamsFlowAndEachEndHasItsRamRole() throws Exception {
         RdmaSimTransport t = new RdmaSimTransport();
-        try (MigrationListener l = t.listen("127.0.0.1:0,shm=" + dir)) {
-            assertThat(l.address()).startsWith("127.0.0.1:").doesNotEndWith(":0");
+        ChannelSettings s = new ChannelSettings(WAIT, WAIT);
+        try (MigrationListener l = t.listen("127.0.0.1:0,shm=" + dir, s)) {
             CompletableFuture<MigrationChannel> in = CompletableFuture.supplyAsync(() -> {
                 try {
                     return l.accept(WAIT);
@@ -62,14 +66,21 @@ class RdmaSimTransportTest {
             });
             byte[] data = new byte[300_000];
             new Random(5).nextBytes(data);
-            try (MigrationChannel out = t.connect(l.address() + ",shm=" + dir, WAIT); MigrationChannel dst = in.join()) {
-                out.output().write(data);
-                assertThat(dst.input().readNBytes(data.length)).isEqualTo(data);
+            try (MigrationChannel out = t.connect(l.address() + ",shm=" + dir, s); MigrationChannel dst = in.join()) {
+                assertThat(out.role(RemoteRamWriter.class)).isPresent();
+                assertThat(out.role(RemoteRamTarget.class)).isEmpty();
+                assertThat(dst.role(RemoteRamTarget.class)).isPresent();
+                out.write(ByteBuffer.wrap(data, 0, 1000), ByteBuffer.wrap(data, 1000, data.length - 1000));
+                ByteBuffer got = ByteBuffer.allocate(data.length);
+                while (got.hasRemaining()) {
+                    assertThat(dst.read(got, WAIT)).isPositive();
+                }
+                assertThat(got.array()).isEqualTo(data);
                 out.close();
-                assertThat(dst.input().read()).isEqualTo(-1);
+                assertThat(dst.read(ByteBuffer.allocate(1), WAIT)).isEqualTo(-1);
             }
         }
-        assertThatThrownBy(() -> t.connect("127.0.0.1:1,shm=" + dir, Duration.ofSeconds(5))).isInstanceOf(IOException.class)
-                .hasMessageContaining("cannot reach 127.0.0.1:1");
+        assertThatThrownBy(() -> t.connect("127.0.0.1:1,shm=" + dir, new ChannelSettings(Duration.ofSeconds(5), WAIT)))
+                .isInstanceOf(IOException.class).hasMessageContaining("cannot reach 127.0.0.1:1");
     }
 }
