@@ -148,10 +148,10 @@ final class PluginJars {
                 public final class %s implements io.modemu.migration.MigrationTransport {
                     public String scheme() { return "%s"; }
                     public String description() { return "test transport"; }
-                    public io.modemu.migration.MigrationChannel connect(String a, java.time.Duration t) throws java.io.IOException {
+                    public io.modemu.migration.MigrationChannel connect(String a, io.modemu.migration.ChannelSettings s) throws java.io.IOException {
                         throw new java.io.IOException("test transport: cannot connect to " + a);
                     }
-                    public io.modemu.migration.MigrationListener listen(String a) throws java.io.IOException {
+                    public io.modemu.migration.MigrationListener listen(String a, io.modemu.migration.ChannelSettings s) throws java.io.IOException {
                         throw new java.io.IOException("test transport: cannot listen on " + a);
                     }
                 }
