@@ -133,7 +133,10 @@ final class BlkQueue {
             int budget = 4 * vq.size();
             while (true) {
                 vq.disableNotification();
-                while (budget > 0 && device.canServe() && vq.pop(chain)) {
+                // running and quiesced are checked between passes, not inside one: a pass that began
+                // before a stop takes every request the driver made available before its kick, so the
+                // stop's barrier on this context finds them all submitted (as QEMU's handler does)
+                while (budget > 0 && !device.transport().isBroken() && vq.pop(chain)) {
                     budget--;
                     handle(chain);
                 }
