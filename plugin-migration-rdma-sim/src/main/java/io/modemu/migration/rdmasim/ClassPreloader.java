@@ -48,7 +48,44 @@ final class ClassPreloader {
         } catch (IOException | RuntimeException | URISyntaxException e) {
             log.debug("rdma-sim: class preloading stopped: {}", e.toString());
         }
-        log.debug("rdma-sim: preloaded {} classes in {} ms", n, (System.nanoTime() - t0) / 1_000_000);
+        warmJdk();
+        log.debug("rdma-sim: preloaded {} classes and warmed the JDK paths of a connection in {} ms", n, (System.nanoTime() - t0) / 1_000_000);
+    }
+
+    /**
+     * Runs, once and on private resources, the JDK code a first connection needs (formatting, mapping
+     * a file, a loopback socket pair, a thread), so that its one-time initialisation does not land in a
+     * migration's setup. Touches nothing of the fabric: no device, no shared file of the fabric.
+     */
+    private static void warmJdk() {
+        try {
+            String.format("%x %d %s", 1L, 2, "warm");
+            Path f = Files.createTempFile("rdma-sim-warm", ".tmp");
+            try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(f, java.nio.file.StandardOpenOption.READ,
+                    java.nio.file.StandardOpenOption.WRITE); java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofShared()) {
+                ch.truncate(4096);
+                java.lang.foreign.MemorySegment m = ch.map(java.nio.channels.FileChannel.MapMode.READ_WRITE, 0, 4096, arena);
+                m.set(java.lang.foreign.ValueLayout.JAVA_INT, 0, 1);
+                ch.write(java.nio.ByteBuffer.allocateDirect(8), 8);
+                Files.getOwner(f);
+            } finally {
+                Files.deleteIfExists(f);
+            }
+            try (java.nio.channels.ServerSocketChannel server = java.nio.channels.ServerSocketChannel.open()) {
+                server.bind(new java.net.InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), 0));
+                try (java.nio.channels.SocketChannel a = java.nio.channels.SocketChannel.open()) {
+                    a.socket().connect(server.getLocalAddress(), 1000);
+                    a.socket().setTcpNoDelay(true);
+                    try (java.nio.channels.SocketChannel b = server.socket().accept().getChannel()) {
+                        a.write(java.nio.ByteBuffer.wrap(new byte[8]));
+                        new java.io.DataInputStream(b.socket().getInputStream()).readLong();
+                    }
+                }
+            }
+            Thread.ofPlatform().daemon().start(() -> { }).join();
+        } catch (IOException | RuntimeException | InterruptedException e) {
+            log.debug("rdma-sim: warming up stopped: {}", e.toString());
+        }
     }
 
     /** The classes next to this one and in the fabric's package, from a directory or a jar. */

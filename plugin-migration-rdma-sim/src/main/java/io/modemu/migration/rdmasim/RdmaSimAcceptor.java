@@ -24,6 +24,8 @@ public final class RdmaSimAcceptor implements AutoCloseable {
     private final Duration ioTimeout;
     private int users = 1;
     private boolean listenerOpen = true;
+    /** A channel made while waiting for a source, so that accepting it does not include making one. */
+    private ControlChannel spare;
 
     private RdmaSimAcceptor(RdmaDevice device, ConnectionListener listener, RdmaSimAddress address, Duration ioTimeout) {
         this.device = device;
@@ -32,15 +34,18 @@ public final class RdmaSimAcceptor implements AutoCloseable {
         this.ioTimeout = ioTimeout;
     }
 
-    /** Listens at {@code address} (port 0 picks one). */
+    /** Listens at {@code address} (port 0 picks one), with a channel ready for the first source. */
     public static RdmaSimAcceptor listen(RdmaSimAddress address, Duration ioTimeout) throws IOException {
         RdmaDevice device = RdmaDevice.open(address.fabric());
+        RdmaSimAcceptor a;
         try {
-            return new RdmaSimAcceptor(device, device.listen(address.socketAddress()), address, ioTimeout);
+            a = new RdmaSimAcceptor(device, device.listen(address.socketAddress()), address, ioTimeout);
         } catch (IOException | RuntimeException e) {
             device.close();
             throw e;
         }
+        a.keepSpare(a.takeSpareOrNew());
+        return a;
     }
 
     /** The bound {@code HOST:PORT}, with the real port. */
@@ -55,8 +60,16 @@ public final class RdmaSimAcceptor implements AutoCloseable {
      */
     public RdmaSimConnection accept(Duration timeout) throws IOException {
         while (true) {
-            ConnectRequest r = listener.accept(timeout);
+            ControlChannel ch = takeSpareOrNew();
+            ConnectRequest r;
+            try {
+                r = listener.accept(timeout);
+            } catch (IOException | RuntimeException e) {
+                keepSpare(ch);
+                throw e;
+            }
             if (r == null) {
+                keepSpare(ch);
                 throw new SocketTimeoutException("rdma-sim: no source connected to " + address() + " within " + timeout.toMillis() + " ms");
             }
             Capabilities caps;
@@ -64,28 +77,51 @@ public final class RdmaSimAcceptor implements AutoCloseable {
                 caps = Capabilities.decode(r.privateData(), r.peerAddress());
             } catch (IOException e) {
                 log.warn("{}; rejected", e.getMessage());
+                keepSpare(ch);
                 r.reject(new byte[0]);
                 continue;
             }
-            synchronized (this) {
-                users++;
-            }
             long t0 = System.nanoTime();
-            ControlChannel ch = null;
             try {
-                ch = new ControlChannel(device, this::release);
                 Connection c = r.accept(ch.queuePair(), ConnectionParameters.withPrivateData(caps.encode()));
                 ch.attach(c, r.peerAddress());
                 log.debug("rdma-sim: accepted {} in {} us", r.peerAddress(), (System.nanoTime() - t0) / 1000);
                 return RdmaSimConnection.incoming(ch, caps.pinAll(), ioTimeout);
             } catch (IOException | RuntimeException e) {
-                if (ch != null) {
-                    ch.close();
-                } else {
-                    release();
-                }
+                ch.close();
                 throw e;
             }
+        }
+    }
+
+    /** A channel for the next connection: the spare one, or a new one (each holds a use of the device). */
+    private ControlChannel takeSpareOrNew() {
+        synchronized (this) {
+            if (spare != null) {
+                ControlChannel ch = spare;
+                spare = null;
+                return ch;
+            }
+            users++;
+        }
+        try {
+            return new ControlChannel(device, this::release);
+        } catch (RuntimeException e) {
+            release();
+            throw e;
+        }
+    }
+
+    private void keepSpare(ControlChannel ch) {
+        boolean extra;
+        synchronized (this) {
+            extra = spare != null || !listenerOpen;
+            if (!extra) {
+                spare = ch;
+            }
+        }
+        if (extra) {
+            ch.close();
         }
     }
 
@@ -102,11 +138,17 @@ public final class RdmaSimAcceptor implements AutoCloseable {
     /** Stops listening; the device goes once the accepted connections are closed too. Idempotent. */
     @Override
     public void close() throws IOException {
+        ControlChannel unused;
         synchronized (this) {
             if (!listenerOpen) {
                 return;
             }
             listenerOpen = false;
+            unused = spare;
+            spare = null;
+        }
+        if (unused != null) {
+            unused.close();
         }
         try {
             listener.close();

@@ -269,4 +269,38 @@ class RdmaSimConnectionTest {
         out.write(ByteBuffer.wrap(new byte[] {42}));
         assertThat(readFully(in.join(), 1)).containsExactly(42);
     }
+
+    @Test
+    void closedConnectionsLeaveNoThreadsAndNoFilesBehind() throws Exception {
+        for (int i = 0; i < 3; i++) {
+            RdmaSimAcceptor acceptor = RdmaSimAcceptor.listen(RdmaSimAddress.parse("127.0.0.1:0,shm=" + dir), WAIT);
+            CompletableFuture<RdmaSimConnection> in = CompletableFuture.supplyAsync(() -> {
+                try {
+                    return acceptor.accept(WAIT);
+                } catch (IOException e) {
+                    throw new UncheckedIOException(e);
+                }
+            });
+            RdmaSimConnection out = RdmaSimConnection.connect(RdmaSimAddress.parse(acceptor.address() + ",shm=" + dir), WAIT, WAIT);
+            RdmaSimConnection dst = in.join();
+            out.write(ByteBuffer.wrap(new byte[] {1}));
+            readFully(dst, 1);
+            out.close();
+            dst.close();
+            acceptor.close();
+        }
+        long deadline = System.nanoTime() + WAIT.toNanos();
+        while (true) {
+            List<String> left = Thread.getAllStackTraces().keySet().stream().map(Thread::getName)
+                    .filter(n -> n.startsWith("rdma-sim") && !n.contains("preloader")).toList();
+            if (left.isEmpty()) {
+                break;
+            }
+            assertThat(System.nanoTime()).as("threads still running: %s", left).isLessThan(deadline);
+            Thread.sleep(10);
+        }
+        try (Stream<Path> files = Files.list(dir)) {
+            assertThat(files.toList()).isEmpty();
+        }
+    }
 }

@@ -79,6 +79,11 @@ public record ConnectionParameters(byte[] privateData, int retryCount, int rnrRe
 
     /** How long an unacknowledged message may wait before it fails with RETRY_EXC_ERR. */
     Duration retryBudget() {
-        return ackTimeout.multipliedBy(retryCount + 1L);
+        return Duration.ofNanos(retryBudgetNanos());
+    }
+
+    /** {@link #retryBudget()} in nanoseconds, without Duration's BigDecimal arithmetic (it runs for every message). */
+    long retryBudgetNanos() {
+        return ackTimeout.toNanos() * (retryCount + 1L);
     }
 }

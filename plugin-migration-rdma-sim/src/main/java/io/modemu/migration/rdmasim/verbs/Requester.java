@@ -192,7 +192,7 @@ final class Requester {
             w.psn = o.psn;
             qp.awaitingAck.addLast(w);
             link.send(o.frame);
-            long budget = link.params.retryBudget().toNanos();
+            long budget = link.params.retryBudgetNanos();
             w.ackTimer = qp.device.schedule(() -> onAckTimeout(w), budget, TimeUnit.NANOSECONDS);
         } else {
             qp.completeSend(w, WcStatus.SUCCESS, "", o.visibleAt);

@@ -108,8 +108,8 @@ final class Responder {
             drainBacklog();
             if (!in.placed && receiving()) {
                 link.send(Frame.rnrWait(f.psn));
-                Duration budget = link.params.minRnrTimer().multipliedBy(link.peerRnrRetry);
                 if (link.peerRnrRetry != ConnectionParameters.RNR_RETRY_FOREVER) {
+                    Duration budget = link.params.minRnrTimer().multipliedBy(link.peerRnrRetry);
                     qp.device.schedule(() -> onRnrExpired(in, budget), budget.toNanos(), TimeUnit.NANOSECONDS);
                 }
             }
