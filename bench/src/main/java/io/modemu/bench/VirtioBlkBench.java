@@ -38,9 +38,11 @@ public final class VirtioBlkBench {
     private final int warmup;
     private final int qd;
     private final int bs;
+    private final String poll;
     private final PrintStream out;
 
-    private VirtioBlkBench(int seconds, int warmup, int qd, int bs, PrintStream out) {
+    private VirtioBlkBench(int seconds, int warmup, int qd, int bs, String poll, PrintStream out) {
+        this.poll = poll;
         this.seconds = seconds;
         this.warmup = warmup;
         this.qd = qd;
@@ -57,6 +59,7 @@ public final class VirtioBlkBench {
         String fileAio = "inline";
         String nullOptions = "";
         String only = "";
+        String poll = "50us";
         for (String a : args) {
             String[] kv = a.replaceFirst("^--", "").split("=", 2);
             String v = kv.length > 1 ? kv[1] : "";
@@ -69,14 +72,17 @@ public final class VirtioBlkBench {
                 case "file-aio" -> fileAio = v;
                 case "null-options" -> nullOptions = v;
                 case "only" -> only = v;
+                case "poll" -> poll = v;
                 default -> throw new IllegalArgumentException("unknown option '" + a + "' (see the class comment of " + VirtioBlkBench.class.getName() + ")");
             }
         }
-        VirtioBlkBench b = new VirtioBlkBench(seconds, warmup, qd, bs, System.out);
+        VirtioBlkBench b = new VirtioBlkBench(seconds, warmup, qd, bs, poll, System.out);
         b.line("bench", "virtio-blk");
         b.line("qd", qd);
         b.line("bs", bs);
         b.line("seconds", seconds);
+        b.line("guest_poll", poll);
+        b.line("loop_spin", Integer.getInteger("modemu.loop.spin", 2_000));
         b.line("cpus", Runtime.getRuntime().availableProcessors());
         b.line("java", System.getProperty("java.version"));
         if (only.equals("null-single")) {
@@ -171,7 +177,7 @@ public final class VirtioBlkBench {
         try (Machine m = machine(1)) {
             m.addDrive("d0", Options.parse("-drive", drive, null));
             m.addDevice(Options.parse("-device", "virtio-blk-device,drive=d0,iothread=io0,queue-size=256", "driver"));
-            GuestTask t = m.loadGuest(RandomReadProgram.NAME, Options.parse("-guest", "qd=" + qd + ",bs=" + bs, null));
+            GuestTask t = m.loadGuest(RandomReadProgram.NAME, Options.parse("-guest", "qd=" + qd + ",bs=" + bs + ",poll=" + poll, null));
             RandomReadProgram.Task task = (RandomReadProgram.Task) t;
             m.vmStart().get(10, TimeUnit.SECONDS);
             long s0 = task.steps, z0 = task.sleeps, n0 = task.notifies, e0 = task.emptyPolls, c0 = task.completed();
