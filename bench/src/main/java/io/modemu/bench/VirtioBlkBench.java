@@ -85,8 +85,15 @@ public final class VirtioBlkBench {
         b.line("loop_spin", Integer.getInteger("modemu.loop.spin", 2_000));
         b.line("cpus", Runtime.getRuntime().availableProcessors());
         b.line("java", System.getProperty("java.version"));
-        if (only.equals("null-single")) {
-            b.line("null_one_core_iops_per_cpu_second", Math.round(b.singleThreadIops("driver=null-co,size=1G" + (nullOptions.isEmpty() ? "" : "," + nullOptions))));
+        if (only.equals("one-core")) {
+            b.oneCore("null", "driver=null-co,size=1G" + (nullOptions.isEmpty() ? "" : "," + nullOptions));
+            Path file = Files.createTempFile("modemu-bench-", ".img");
+            try {
+                fill(file, fileMiB << 20);
+                b.oneCore("file", "driver=file,filename=" + file.toString().replace(",", ",,") + ",aio=inline");
+            } finally {
+                Files.deleteIfExists(file);
+            }
             return;
         }
         if (!only.equals("file")) {
@@ -97,7 +104,7 @@ public final class VirtioBlkBench {
             b.line("null_backend_iops", Math.round(backend));
             b.line("null_iops", Math.round(device));
             b.line("null_ratio", String.format(Locale.ROOT, "%.3f", device / backend));
-            b.line("null_one_core_iops_per_cpu_second", Math.round(b.singleThreadIops(drive)));
+            b.oneCore("null", drive);
         }
         if (!only.equals("null")) {
             Path file = Files.createTempFile("modemu-bench-", ".img");
@@ -110,6 +117,9 @@ public final class VirtioBlkBench {
                 b.line("file_backend_iops", Math.round(backend));
                 b.line("file_iops", Math.round(device));
                 b.line("file_ratio", String.format(Locale.ROOT, "%.3f", device / backend));
+                if (fileAio.equals("inline")) {
+                    b.oneCore("file", drive);
+                }
             } finally {
                 Files.deleteIfExists(file);
             }
@@ -183,8 +193,9 @@ public final class VirtioBlkBench {
             long s0 = task.steps, z0 = task.sleeps, n0 = task.notifies, e0 = task.emptyPolls, c0 = task.completed();
             double iops = measure(task::completed);
             long dc = task.completed() - c0;
-            System.err.printf("device: completions %d steps %d (%.1f per step) empty polls %d sleeps %d notifies %d%n", dc, task.steps - s0,
-                    dc / (double) Math.max(1, task.steps - s0), task.emptyPolls - e0, task.sleeps - z0, task.notifies - n0);
+            // diagnostics on standard error: how the guest spent its steps (a healthy run streams with few sleeps)
+            System.err.printf("diagnostics: device run: completions=%d guest_steps=%d guest_empty_polls=%d guest_sleeps=%d notifies=%d%n", dc,
+                    task.steps - s0, task.emptyPolls - e0, task.sleeps - z0, task.notifies - n0);
             m.vmStop(RunState.PAUSED).get(30, TimeUnit.SECONDS);
             if (task.errors() > 0) {
                 throw new IllegalStateException(task.errors() + " reads failed through the device");
@@ -220,6 +231,37 @@ public final class VirtioBlkBench {
         } finally {
             m.close();
         }
+    }
+
+    /** The same reads straight to the backend, on one thread, per second of that thread's CPU time. */
+    private double singleThreadBackendIops(String drive) {
+        SingleThreadLoopDriver loops = new SingleThreadLoopDriver();
+        Machine m = machine(0, loops);
+        try {
+            BlockBackend be = m.addDrive("d0", Options.parse("-drive", drive, null));
+            loops.await(m.mainLoop().submitAsync(() -> be.setAioContext(m.iothread("io0"))));
+            DirectReader r = new DirectReader(be, m.memory(), BUFFERS, qd, bs);
+            r.start();
+            loops.runFor(TimeUnit.SECONDS.toNanos(warmup));
+            java.lang.management.ThreadMXBean cpu = java.lang.management.ManagementFactory.getThreadMXBean();
+            long c0 = r.completed();
+            long t0 = cpu.getCurrentThreadCpuTime();
+            loops.runFor(TimeUnit.SECONDS.toNanos(seconds));
+            long c1 = r.completed();
+            long t1 = cpu.getCurrentThreadCpuTime();
+            r.stop();
+            return (c1 - c0) * 1e9 / (t1 - t0);
+        } finally {
+            m.close();
+        }
+    }
+
+    private void oneCore(String prefix, String drive) {
+        double device = singleThreadIops(drive);
+        double backend = singleThreadBackendIops(drive);
+        line(prefix + "_one_core_iops_per_cpu_second", Math.round(device));
+        line(prefix + "_one_core_backend_iops_per_cpu_second", Math.round(backend));
+        line(prefix + "_one_core_device_cpu_ns_per_io", Math.round(1e9 / device - 1e9 / backend));
     }
 
     private double measure(java.util.function.LongSupplier completed) throws InterruptedException {
