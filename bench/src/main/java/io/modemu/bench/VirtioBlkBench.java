@@ -38,9 +38,11 @@ public final class VirtioBlkBench {
     private final int warmup;
     private final int qd;
     private final int bs;
+    private final String poll;
     private final PrintStream out;
 
-    private VirtioBlkBench(int seconds, int warmup, int qd, int bs, PrintStream out) {
+    private VirtioBlkBench(int seconds, int warmup, int qd, int bs, String poll, PrintStream out) {
+        this.poll = poll;
         this.seconds = seconds;
         this.warmup = warmup;
         this.qd = qd;
@@ -57,6 +59,7 @@ public final class VirtioBlkBench {
         String fileAio = "inline";
         String nullOptions = "";
         String only = "";
+        String poll = "50us";
         for (String a : args) {
             String[] kv = a.replaceFirst("^--", "").split("=", 2);
             String v = kv.length > 1 ? kv[1] : "";
@@ -69,18 +72,28 @@ public final class VirtioBlkBench {
                 case "file-aio" -> fileAio = v;
                 case "null-options" -> nullOptions = v;
                 case "only" -> only = v;
+                case "poll" -> poll = v;
                 default -> throw new IllegalArgumentException("unknown option '" + a + "' (see the class comment of " + VirtioBlkBench.class.getName() + ")");
             }
         }
-        VirtioBlkBench b = new VirtioBlkBench(seconds, warmup, qd, bs, System.out);
+        VirtioBlkBench b = new VirtioBlkBench(seconds, warmup, qd, bs, poll, System.out);
         b.line("bench", "virtio-blk");
         b.line("qd", qd);
         b.line("bs", bs);
         b.line("seconds", seconds);
+        b.line("guest_poll", poll);
+        b.line("loop_spin", Integer.getInteger("modemu.loop.spin", 2_000));
         b.line("cpus", Runtime.getRuntime().availableProcessors());
         b.line("java", System.getProperty("java.version"));
-        if (only.equals("null-single")) {
-            b.line("null_one_core_iops_per_cpu_second", Math.round(b.singleThreadIops("driver=null-co,size=1G" + (nullOptions.isEmpty() ? "" : "," + nullOptions))));
+        if (only.equals("one-core")) {
+            b.oneCore("null", "driver=null-co,size=1G" + (nullOptions.isEmpty() ? "" : "," + nullOptions));
+            Path file = Files.createTempFile("modemu-bench-", ".img");
+            try {
+                fill(file, fileMiB << 20);
+                b.oneCore("file", "driver=file,filename=" + file.toString().replace(",", ",,") + ",aio=inline");
+            } finally {
+                Files.deleteIfExists(file);
+            }
             return;
         }
         if (!only.equals("file")) {
@@ -91,7 +104,7 @@ public final class VirtioBlkBench {
             b.line("null_backend_iops", Math.round(backend));
             b.line("null_iops", Math.round(device));
             b.line("null_ratio", String.format(Locale.ROOT, "%.3f", device / backend));
-            b.line("null_one_core_iops_per_cpu_second", Math.round(b.singleThreadIops(drive)));
+            b.oneCore("null", drive);
         }
         if (!only.equals("null")) {
             Path file = Files.createTempFile("modemu-bench-", ".img");
@@ -104,6 +117,9 @@ public final class VirtioBlkBench {
                 b.line("file_backend_iops", Math.round(backend));
                 b.line("file_iops", Math.round(device));
                 b.line("file_ratio", String.format(Locale.ROOT, "%.3f", device / backend));
+                if (fileAio.equals("inline")) {
+                    b.oneCore("file", drive);
+                }
             } finally {
                 Files.deleteIfExists(file);
             }
@@ -171,14 +187,15 @@ public final class VirtioBlkBench {
         try (Machine m = machine(1)) {
             m.addDrive("d0", Options.parse("-drive", drive, null));
             m.addDevice(Options.parse("-device", "virtio-blk-device,drive=d0,iothread=io0,queue-size=256", "driver"));
-            GuestTask t = m.loadGuest(RandomReadProgram.NAME, Options.parse("-guest", "qd=" + qd + ",bs=" + bs, null));
+            GuestTask t = m.loadGuest(RandomReadProgram.NAME, Options.parse("-guest", "qd=" + qd + ",bs=" + bs + ",poll=" + poll, null));
             RandomReadProgram.Task task = (RandomReadProgram.Task) t;
             m.vmStart().get(10, TimeUnit.SECONDS);
             long s0 = task.steps, z0 = task.sleeps, n0 = task.notifies, e0 = task.emptyPolls, c0 = task.completed();
             double iops = measure(task::completed);
             long dc = task.completed() - c0;
-            System.err.printf("device: completions %d steps %d (%.1f per step) empty polls %d sleeps %d notifies %d%n", dc, task.steps - s0,
-                    dc / (double) Math.max(1, task.steps - s0), task.emptyPolls - e0, task.sleeps - z0, task.notifies - n0);
+            // diagnostics on standard error: how the guest spent its steps (a healthy run streams with few sleeps)
+            System.err.printf("diagnostics: device run: completions=%d guest_steps=%d guest_empty_polls=%d guest_sleeps=%d notifies=%d%n", dc,
+                    task.steps - s0, task.emptyPolls - e0, task.sleeps - z0, task.notifies - n0);
             m.vmStop(RunState.PAUSED).get(30, TimeUnit.SECONDS);
             if (task.errors() > 0) {
                 throw new IllegalStateException(task.errors() + " reads failed through the device");
@@ -214,6 +231,37 @@ public final class VirtioBlkBench {
         } finally {
             m.close();
         }
+    }
+
+    /** The same reads straight to the backend, on one thread, per second of that thread's CPU time. */
+    private double singleThreadBackendIops(String drive) {
+        SingleThreadLoopDriver loops = new SingleThreadLoopDriver();
+        Machine m = machine(0, loops);
+        try {
+            BlockBackend be = m.addDrive("d0", Options.parse("-drive", drive, null));
+            loops.await(m.mainLoop().submitAsync(() -> be.setAioContext(m.iothread("io0"))));
+            DirectReader r = new DirectReader(be, m.memory(), BUFFERS, qd, bs);
+            r.start();
+            loops.runFor(TimeUnit.SECONDS.toNanos(warmup));
+            java.lang.management.ThreadMXBean cpu = java.lang.management.ManagementFactory.getThreadMXBean();
+            long c0 = r.completed();
+            long t0 = cpu.getCurrentThreadCpuTime();
+            loops.runFor(TimeUnit.SECONDS.toNanos(seconds));
+            long c1 = r.completed();
+            long t1 = cpu.getCurrentThreadCpuTime();
+            r.stop();
+            return (c1 - c0) * 1e9 / (t1 - t0);
+        } finally {
+            m.close();
+        }
+    }
+
+    private void oneCore(String prefix, String drive) {
+        double device = singleThreadIops(drive);
+        double backend = singleThreadBackendIops(drive);
+        line(prefix + "_one_core_iops_per_cpu_second", Math.round(device));
+        line(prefix + "_one_core_backend_iops_per_cpu_second", Math.round(backend));
+        line(prefix + "_one_core_device_cpu_ns_per_io", Math.round(1e9 / device - 1e9 / backend));
     }
 
     private double measure(java.util.function.LongSupplier completed) throws InterruptedException {

@@ -207,10 +207,12 @@ public final class VirtQueue {
                         + " (a loop?)");
             }
             long off = (long) Virtio.DESC_SIZE * i;
+            // a descriptor is {le64 addr; le32 len; le16 flags; le16 next}: two loads instead of four
             long addr = table.get(U64, off);
-            int len = table.get(U32, off + 8);
-            int flags = Short.toUnsignedInt(table.get(U16, off + 12));
-            int next = Short.toUnsignedInt(table.get(U16, off + 14));
+            long rest = table.get(U64, off + 8);
+            int len = (int) rest;
+            int flags = (int) (rest >>> 32) & 0xffff;
+            int next = (int) (rest >>> 48);
             if ((flags & Virtio.DESC_F_INDIRECT) != 0) {
                 if (indirect) {
                     throw new VirtioProtocolException(name + ": chain at head " + head + ": an indirect table inside an indirect table");
