@@ -44,7 +44,7 @@ class DistributionIT {
         Path err = Files.createTempFile(tmp, "err", ".txt");
         pb.redirectOutput(out.toFile()).redirectError(err.toFile());
         Process p = pb.start();
-        assertThat(p.waitFor(60, TimeUnit.SECONDS)).as("modemu %s finished", String.join(" ", args)).isTrue();
+        assertThat(p.waitFor(300, TimeUnit.SECONDS)).as("modemu %s finished", String.join(" ", args)).isTrue();
         return new Result(p.exitValue(), Files.readString(out, StandardCharsets.UTF_8), Files.readString(err, StandardCharsets.UTF_8));
     }
 
@@ -99,6 +99,15 @@ class DistributionIT {
         Result bad = modemu("plugins", "frobnicate");
         assertThat(bad.exit()).isNotZero();
         assertThat(bad.err()).contains("unknown action 'frobnicate'");
+    }
+
+    @Test
+    void theDemoRunsEndToEndInShortModeFromTheTarball() throws Exception {
+        Result r = modemu("demo", "--short");
+        assertThat(r.exit()).as(r.out() + r.err()).isZero();
+        assertThat(r.out()).contains("migrating over TCP").contains("guest carries on").contains("0 failed")
+                .containsPattern("OK: every hop completed").containsPattern("tcp\\s+\\d+ ms");
+        assertThat(r.out()).contains("back over rdma-sim").containsPattern("rdma-sim\\s+\\d+ ms");
     }
 
     @Test
