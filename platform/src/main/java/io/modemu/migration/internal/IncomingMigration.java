@@ -307,22 +307,24 @@ public final class IncomingMigration implements Runnable {
             }
 
             section = "device state";
-            machine.onMainLoop(() -> {
-                for (Map.Entry<Integer, byte[]> e : deviceData.entrySet()) {
-                    MachineConfig.Section s = config.section(e.getKey());
-                    Migratable m = byName.get(s.name());
-                    StateReader r = new StateReader(s.name(), e.getValue());
-                    try {
-                        m.loadState(r, deviceVersions.get(e.getKey()));
-                    } catch (MigrationStreamException ex) {
-                        throw ex;
-                    } catch (RuntimeException ex) {
-                        throw new MigrationStreamException("section '" + s.name() + "': loading failed: " + OutgoingMigration.describe(ex), ex);
+            if (!deviceData.isEmpty()) {
+                machine.onMainLoop(() -> {
+                    for (Map.Entry<Integer, byte[]> e : deviceData.entrySet()) {
+                        MachineConfig.Section s = config.section(e.getKey());
+                        Migratable m = byName.get(s.name());
+                        StateReader r = new StateReader(s.name(), e.getValue());
+                        try {
+                            m.loadState(r, deviceVersions.get(e.getKey()));
+                        } catch (MigrationStreamException ex) {
+                            throw ex;
+                        } catch (RuntimeException ex) {
+                            throw new MigrationStreamException("section '" + s.name() + "': loading failed: " + OutgoingMigration.describe(ex), ex);
+                        }
+                        r.expectEnd();
                     }
-                    r.expectEnd();
-                }
-                return null;
-            });
+                    return null;
+                });
+            }
             out.record(Wire.LOADED, 0, 0, 0, 0);
             out.flush();
             long tLoaded = System.nanoTime();

@@ -242,7 +242,7 @@ public final class OutgoingMigration implements Runnable {
             progress.remainingPages(ram.pending());
             sendPass(ram, scanner, senders, remote, pass, true);
             main.record(Wire.RAM_DONE, 0, 0, pass, 0);
-            List<byte[]> saved = machine.onMainLoop(() -> saveStates(states));
+            List<byte[]> saved = states.isEmpty() ? List.of() : machine.onMainLoop(() -> saveStates(states));
             for (int i = 0; i < saved.size(); i++) {
                 byte[] b = saved.get(i);
                 main.record(Wire.DEVICE, 0, i + 1, b.length, ((long) states.get(i).stateVersion() << 32) | crc(b));
@@ -252,13 +252,23 @@ public final class OutgoingMigration implements Runnable {
             main.record(Wire.EOF, 0, 0, main.headerCrc(), pages);
             main.flush();
             long sentAt = System.nanoTime();
-            await(returnPath.loaded, io, "load the state");
-            long loadedAt = System.nanoTime();
-            synchronized (lifecycle) {
-                abort.check();
-                main.record(Wire.COMMIT, 0, 0, 0, 0);
-                main.flush();
-                committed = true;
+            long[] loadedAt = new long[1];
+            returnPath.commitOnLoaded(() -> {
+                loadedAt[0] = System.nanoTime();
+                synchronized (lifecycle) {
+                    abort.check();
+                    main.record(Wire.COMMIT, 0, 0, 0, 0);
+                    main.flush();
+                    committed = true;
+                }
+            });
+            try {
+                await(returnPath.loaded, io, "load the state");
+            } catch (IOException | RuntimeException e) {
+                synchronized (lifecycle) {
+                    ambiguous = committed;
+                }
+                throw e;
             }
             try {
                 await(returnPath.running, io, "confirm it runs");
@@ -270,15 +280,14 @@ public final class OutgoingMigration implements Runnable {
             }
             long runningAt = System.nanoTime();
             long downtime = (runningAt - downtimeStart) / 1_000_000;
-            log.debug("machine '{}': downtime {} us: stop {} us, last pages and device state {} us, destination load {} us, start {} us", machine.name(),
-                    (runningAt - downtimeStart) / 1000, (stoppedAt - downtimeStart) / 1000, (sentAt - stoppedAt) / 1000, (loadedAt - sentAt) / 1000,
-                    (runningAt - loadedAt) / 1000);
             progress.downtime(downtime);
             resetThrottle();
             machine.setRunState(RunState.POSTMIGRATE).join();
             status(MigrationStatus.COMPLETED);
-            log.info("machine '{}': migration to {} completed in {} ms, downtime {} ms, {} bytes", machine.name(), uri, progress.elapsedMs(), downtime,
-                    progress.sent());
+            log.info("machine '{}': migration to {} completed in {} ms, {} bytes; downtime {} us (stop {}, last pages and device state {}, "
+                    + "destination loading {}, hand-over and start {})", machine.name(), uri, progress.elapsedMs(), progress.sent(),
+                    (runningAt - downtimeStart) / 1000, (stoppedAt - downtimeStart) / 1000, (sentAt - stoppedAt) / 1000, (loadedAt[0] - sentAt) / 1000,
+                    (runningAt - loadedAt[0]) / 1000);
         } catch (Throwable t) {
             fail(t, stop, before, ambiguous);
         } finally {

@@ -36,6 +36,14 @@ final class ReturnPath implements Runnable {
     private volatile boolean stopping;
     private long applied;
     private boolean ended;
+    /** What to run when LOADED arrives (sending COMMIT), once armed; see {@link #commitOnLoaded}. */
+    private Committer committer;
+    private boolean loadedEarly;
+
+    /** Sends COMMIT: run by whichever thread sees both LOADED and the armed commit first. */
+    interface Committer {
+        void commit() throws IOException;
+    }
 
     ReturnPath(MigrationChannel channel, Abort abort) {
         this.in = new StreamInput(channel, new LongAdder(), null);
@@ -78,7 +86,16 @@ final class ReturnPath implements Runnable {
                         }
                         accepted.complete(in.bytes((int) in.b));
                     }
-                    case Wire.LOADED -> loaded.complete(null);
+                    case Wire.LOADED -> {
+                        Committer c;
+                        synchronized (this) {
+                            c = committer;
+                            loadedEarly = c == null;
+                        }
+                        if (c != null) {
+                            commit(c);
+                        }
+                    }
                     case Wire.APPLIED -> {
                         synchronized (this) {
                             applied = Math.max(applied, in.b);
@@ -104,6 +121,32 @@ final class ReturnPath implements Runnable {
                 log.debug("return path ended: {}", e.toString());
             }
             failAll(e instanceof IOException io ? io : new IOException(e.getMessage(), e));
+        }
+    }
+
+    /**
+     * Arms the hand-over: COMMIT is sent by this reader the moment LOADED arrives (one thread
+     * hand-off less in the downtime), or at once if it already came. {@link #loaded} completes once
+     * COMMIT went out, or fails with why it could not be sent. Called by the migration thread after its
+     * last write before COMMIT.
+     */
+    void commitOnLoaded(Committer c) {
+        boolean now;
+        synchronized (this) {
+            committer = c;
+            now = loadedEarly;
+        }
+        if (now) {
+            commit(c);
+        }
+    }
+
+    private void commit(Committer c) {
+        try {
+            c.commit();
+            loaded.complete(null);
+        } catch (IOException | RuntimeException e) {
+            loaded.completeExceptionally(e);
         }
     }
 
