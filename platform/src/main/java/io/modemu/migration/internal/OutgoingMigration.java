@@ -21,11 +21,11 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.Supplier;
@@ -167,9 +167,12 @@ public final class OutgoingMigration implements Runnable {
             int dataChannels = multifd && remote == null ? initial.multifdChannels() : 0;
             List<Migratable> states = machine.states();
             MachineConfig config = machine.onMainLoop(() -> MachineConfig.of(machine, states, dataChannels, remote != null));
-            UUID session = UUID.randomUUID();
+            // pairs the data channels with this stream; not a secret (whoever reaches the port can send anything),
+            // so no SecureRandom, whose first use costs ~100 ms
+            long sessionHi = ThreadLocalRandom.current().nextLong();
+            long sessionLo = System.nanoTime();
             main = new StreamOutput(ch, progress.transferred);
-            main.streamHeader(Wire.KIND_MAIN, 0, session.getMostSignificantBits(), session.getLeastSignificantBits());
+            main.streamHeader(Wire.KIND_MAIN, 0, sessionHi, sessionLo);
             byte[] cfg = config.encode();
             main.record(Wire.CONFIG, 0, 0, cfg.length, crc(cfg));
             main.bytes(cfg);
@@ -183,7 +186,7 @@ public final class OutgoingMigration implements Runnable {
             List<StreamOutput> dataOutputs = new ArrayList<>();
             for (int i = 0; i < dataChannels; i++) {
                 StreamOutput o = new StreamOutput(connect(cs), progress.multifdBytes);
-                o.streamHeader(Wire.KIND_DATA, i, session.getMostSignificantBits(), session.getLeastSignificantBits());
+                o.streamHeader(Wire.KIND_DATA, i, sessionHi, sessionLo);
                 o.flush();
                 dataOutputs.add(o);
             }
