@@ -344,12 +344,11 @@ public final class IncomingMigration implements Runnable {
                 target.withdraw();
                 target = null;
             }
-            if (options.autostart()) {
-                machine.vmStart().join();
-            } else {
-                machine.setRunState(RunState.PAUSED).join();
-            }
-            out.record(Wire.RUNNING, 0, 0, 0, 0);
+            long[] runningAt = new long[1];
+            (options.autostart() ? machine.vmStart() : machine.setRunState(RunState.PAUSED)).whenComplete((v, t) -> runningAt[0] = System.nanoTime())
+                    .join();
+            // how long ago the VM started: the source subtracts it, so the downtime ends when the VM runs here
+            out.record(Wire.RUNNING, 0, 0, 0, Math.max(0, System.nanoTime() - runningAt[0]));
             out.flush();
             long tRunning = System.nanoTime();
             log.debug("machine '{}': RAM {} us, devices {} us, commit and start {} us", machine.name(), (tRamDone - tActive) / 1000,

@@ -43,7 +43,8 @@ import org.slf4j.LoggerFactory;
  *
  * <p>The hand-over: after the last byte the destination loads everything and answers LOADED; this
  * thread then sends COMMIT, after which the source never resumes on its own; the destination starts
- * and answers RUNNING, which ends the downtime. Any failure before COMMIT was written — a lost
+ * and answers RUNNING with how long ago its VM started: the downtime runs from the stop request here to
+ * that moment (an upper bound by one network latency; no clocks of two hosts are compared). Any failure before COMMIT was written — a lost
  * connection, a destination error, a cancel, a stop handler failing — closes the channels, brings the
  * VM back to the run state it had and ends in {@code failed} or {@code cancelled}. If the destination
  * reports an error after COMMIT it is not running either, and the source resumes too. Only a
@@ -273,15 +274,15 @@ public final class OutgoingMigration implements Runnable {
                 }
                 throw e;
             }
+            long runningAt;
             try {
-                await(returnPath.running, io, "confirm it runs");
+                runningAt = Math.max(loadedAt[0], await(returnPath.running, io, "confirm it runs"));
             } catch (ReturnPath.DestinationFailed e) {
                 throw e;
             } catch (IOException e) {
                 ambiguous = true;
                 throw e;
             }
-            long runningAt = System.nanoTime();
             long downtime = (runningAt - downtimeStart) / 1_000_000;
             progress.downtime(downtime);
             resetThrottle();

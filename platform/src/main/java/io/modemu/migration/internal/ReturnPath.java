@@ -28,7 +28,8 @@ final class ReturnPath implements Runnable {
 
     final CompletableFuture<byte[]> accepted = new CompletableFuture<>();
     final CompletableFuture<Void> loaded = new CompletableFuture<>();
-    final CompletableFuture<Void> running = new CompletableFuture<>();
+    /** Completes with when (this host's {@code System.nanoTime()}) the destination started running, as near as can be told. */
+    final CompletableFuture<Long> running = new CompletableFuture<>();
     private final StreamInput in;
     private final Abort abort;
     private final Thread thread;
@@ -103,7 +104,9 @@ final class ReturnPath implements Runnable {
                         }
                     }
                     case Wire.RUNNING -> {
-                        running.complete(null);
+                        // the destination's delay between running and answering, if plausible
+                        long delay = in.c >= 0 && in.c < 10_000_000_000L ? in.c : 0;
+                        running.complete(System.nanoTime() - delay);
                         return;
                     }
                     case Wire.ERROR -> {
