@@ -242,7 +242,7 @@ public final class OutgoingMigration implements Runnable {
             status(MigrationStatus.DEVICE);
             limiter.disable();
             long newly = ram.sync();
-            progress.synced(newly);
+            machine.emit("MIGRATION_PASS", Map.of("pass", progress.synced(newly)));
             progress.remainingPages(ram.pending());
             sendPass(ram, scanner, senders, remote, pass, true);
             main.record(Wire.RAM_DONE, 0, 0, pass, 0);
