@@ -203,8 +203,8 @@ public final class IncomingMigration implements Runnable {
             }
 
             section = "ram";
-            long tActive = System.nanoTime();
-            long tRamDone = 0;
+            long activeAt = System.nanoTime();
+            long ramDoneAt = 0;
             long lastPass = 0;
             boolean finalPass = false;
             boolean ramDone = false;
@@ -268,7 +268,7 @@ public final class IncomingMigration implements Runnable {
                             throw new MigrationStreamException("section 'ram': RAM_DONE for pass " + in.b + " without its final PASS_END");
                         }
                         awaitReceivers(receivers, io);
-                        tRamDone = System.nanoTime();
+                        ramDoneAt = System.nanoTime();
                         ramDone = true;
                         section = "device state";
                     }
@@ -307,25 +307,27 @@ public final class IncomingMigration implements Runnable {
             }
 
             section = "device state";
-            machine.onMainLoop(() -> {
-                for (Map.Entry<Integer, byte[]> e : deviceData.entrySet()) {
-                    MachineConfig.Section s = config.section(e.getKey());
-                    Migratable m = byName.get(s.name());
-                    StateReader r = new StateReader(s.name(), e.getValue());
-                    try {
-                        m.loadState(r, deviceVersions.get(e.getKey()));
-                    } catch (MigrationStreamException ex) {
-                        throw ex;
-                    } catch (RuntimeException ex) {
-                        throw new MigrationStreamException("section '" + s.name() + "': loading failed: " + OutgoingMigration.describe(ex), ex);
+            if (!deviceData.isEmpty()) {
+                machine.onMainLoop(() -> {
+                    for (Map.Entry<Integer, byte[]> e : deviceData.entrySet()) {
+                        MachineConfig.Section s = config.section(e.getKey());
+                        Migratable m = byName.get(s.name());
+                        StateReader r = new StateReader(s.name(), e.getValue());
+                        try {
+                            m.loadState(r, deviceVersions.get(e.getKey()));
+                        } catch (MigrationStreamException ex) {
+                            throw ex;
+                        } catch (RuntimeException ex) {
+                            throw new MigrationStreamException("section '" + s.name() + "': loading failed: " + OutgoingMigration.describe(ex), ex);
+                        }
+                        r.expectEnd();
                     }
-                    r.expectEnd();
-                }
-                return null;
-            });
+                    return null;
+                });
+            }
             out.record(Wire.LOADED, 0, 0, 0, 0);
             out.flush();
-            long tLoaded = System.nanoTime();
+            long loadedAt = System.nanoTime();
 
             section = "hand-over";
             while (true) {
@@ -342,16 +344,19 @@ public final class IncomingMigration implements Runnable {
                 target.withdraw();
                 target = null;
             }
-            if (options.autostart()) {
-                machine.vmStart().join();
-            } else {
-                machine.setRunState(RunState.PAUSED).join();
+            long[] runningAt = new long[1];
+            (options.autostart() ? machine.vmStart() : machine.setRunState(RunState.PAUSED)).whenComplete((v, t) -> runningAt[0] = System.nanoTime())
+                    .join();
+            try {
+                // how long ago the VM started: the source subtracts it, so the downtime ends when the VM runs here
+                out.record(Wire.RUNNING, 0, 0, 0, Math.max(0, System.nanoTime() - runningAt[0]));
+                out.flush();
+            } catch (IOException e) {
+                // the VM runs here now, so the migration is complete; the source, left without an answer, stays stopped
+                log.warn("machine '{}': the VM runs, but the source could not be told: {}", machine.name(), e.getMessage());
             }
-            out.record(Wire.RUNNING, 0, 0, 0, 0);
-            out.flush();
-            long tRunning = System.nanoTime();
-            log.debug("machine '{}': RAM {} us, devices {} us, commit and start {} us", machine.name(), (tRamDone - tActive) / 1000,
-                    (tLoaded - tRamDone) / 1000, (tRunning - tLoaded) / 1000);
+            log.debug("machine '{}': RAM {} us, device state {} us, hand-over and start {} us", machine.name(), (ramDoneAt - activeAt) / 1000,
+                    (loadedAt - ramDoneAt) / 1000, (runningAt[0] - loadedAt) / 1000);
             p.status(MigrationStatus.COMPLETED);
             log.info("machine '{}': incoming migration from {} completed; the VM is {}", machine.name(), main.peer(), machine.runState());
             return true;

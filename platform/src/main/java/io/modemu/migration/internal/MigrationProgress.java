@@ -18,7 +18,6 @@ final class MigrationProgress {
     private static final long WINDOW_NANOS = 100_000_000L;
 
     private final Machine machine;
-    private final long downtimeLimitMs;
     private final long startNanos = System.nanoTime();
     private volatile MigrationStatus status = MigrationStatus.NONE;
 
@@ -55,7 +54,6 @@ final class MigrationProgress {
     MigrationProgress(Machine machine, long totalRam, long downtimeLimitMs) {
         this.machine = machine;
         this.totalRam = totalRam;
-        this.downtimeLimitMs = downtimeLimitMs;
         this.expectedDowntimeMs = downtimeLimitMs;
     }
 
@@ -213,9 +211,5 @@ final class MigrationProgress {
             return new MigrationInfo(s, total, setup < 0 ? null : setup, down < 0 ? null : down, null, ram, null, null);
         }
         return new MigrationInfo(s, total, setup < 0 ? null : setup, null, expectedDowntimeMs, ram, t < 0 ? null : t, null);
-    }
-
-    long downtimeLimitMs() {
-        return downtimeLimitMs;
     }
 }

@@ -21,11 +21,11 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.Supplier;
@@ -43,7 +43,8 @@ import org.slf4j.LoggerFactory;
  *
  * <p>The hand-over: after the last byte the destination loads everything and answers LOADED; this
  * thread then sends COMMIT, after which the source never resumes on its own; the destination starts
- * and answers RUNNING, which ends the downtime. Any failure before COMMIT was written — a lost
+ * and answers RUNNING with how long ago its VM started: the downtime runs from the stop request here to
+ * that moment (an upper bound by one network latency; no clocks of two hosts are compared). Any failure before COMMIT was written — a lost
  * connection, a destination error, a cancel, a stop handler failing — closes the channels, brings the
  * VM back to the run state it had and ends in {@code failed} or {@code cancelled}. If the destination
  * reports an error after COMMIT it is not running either, and the source resumes too. Only a
@@ -167,9 +168,12 @@ public final class OutgoingMigration implements Runnable {
             int dataChannels = multifd && remote == null ? initial.multifdChannels() : 0;
             List<Migratable> states = machine.states();
             MachineConfig config = machine.onMainLoop(() -> MachineConfig.of(machine, states, dataChannels, remote != null));
-            UUID session = UUID.randomUUID();
+            // pairs the data channels with this stream; not a secret (whoever reaches the port can send anything),
+            // so no SecureRandom, whose first use costs ~100 ms
+            long sessionHi = ThreadLocalRandom.current().nextLong();
+            long sessionLo = System.nanoTime();
             main = new StreamOutput(ch, progress.transferred);
-            main.streamHeader(Wire.KIND_MAIN, 0, session.getMostSignificantBits(), session.getLeastSignificantBits());
+            main.streamHeader(Wire.KIND_MAIN, 0, sessionHi, sessionLo);
             byte[] cfg = config.encode();
             main.record(Wire.CONFIG, 0, 0, cfg.length, crc(cfg));
             main.bytes(cfg);
@@ -183,7 +187,7 @@ public final class OutgoingMigration implements Runnable {
             List<StreamOutput> dataOutputs = new ArrayList<>();
             for (int i = 0; i < dataChannels; i++) {
                 StreamOutput o = new StreamOutput(connect(cs), progress.multifdBytes);
-                o.streamHeader(Wire.KIND_DATA, i, session.getMostSignificantBits(), session.getLeastSignificantBits());
+                o.streamHeader(Wire.KIND_DATA, i, sessionHi, sessionLo);
                 o.flush();
                 dataOutputs.add(o);
             }
@@ -238,11 +242,11 @@ public final class OutgoingMigration implements Runnable {
             status(MigrationStatus.DEVICE);
             limiter.disable();
             long newly = ram.sync();
-            progress.synced(newly);
+            machine.emit("MIGRATION_PASS", Map.of("pass", progress.synced(newly)));
             progress.remainingPages(ram.pending());
             sendPass(ram, scanner, senders, remote, pass, true);
             main.record(Wire.RAM_DONE, 0, 0, pass, 0);
-            List<byte[]> saved = machine.onMainLoop(() -> saveStates(states));
+            List<byte[]> saved = states.isEmpty() ? List.of() : machine.onMainLoop(() -> saveStates(states));
             for (int i = 0; i < saved.size(); i++) {
                 byte[] b = saved.get(i);
                 main.record(Wire.DEVICE, 0, i + 1, b.length, ((long) states.get(i).stateVersion() << 32) | crc(b));
@@ -252,33 +256,42 @@ public final class OutgoingMigration implements Runnable {
             main.record(Wire.EOF, 0, 0, main.headerCrc(), pages);
             main.flush();
             long sentAt = System.nanoTime();
-            await(returnPath.loaded, io, "load the state");
-            long loadedAt = System.nanoTime();
-            synchronized (lifecycle) {
-                abort.check();
-                main.record(Wire.COMMIT, 0, 0, 0, 0);
-                main.flush();
-                committed = true;
-            }
+            long[] loadedAt = new long[1];
+            returnPath.commitOnLoaded(() -> {
+                loadedAt[0] = System.nanoTime();
+                synchronized (lifecycle) {
+                    abort.check();
+                    main.record(Wire.COMMIT, 0, 0, 0, 0);
+                    main.flush();
+                    committed = true;
+                }
+            });
             try {
-                await(returnPath.running, io, "confirm it runs");
+                await(returnPath.loaded, io, "load the state");
+            } catch (IOException | RuntimeException e) {
+                synchronized (lifecycle) {
+                    ambiguous = committed;
+                }
+                throw e;
+            }
+            long runningAt;
+            try {
+                runningAt = Math.max(loadedAt[0], await(returnPath.running, io, "confirm it runs"));
             } catch (ReturnPath.DestinationFailed e) {
                 throw e;
             } catch (IOException e) {
                 ambiguous = true;
                 throw e;
             }
-            long runningAt = System.nanoTime();
             long downtime = (runningAt - downtimeStart) / 1_000_000;
-            log.debug("machine '{}': downtime {} us: stop {} us, last pages and device state {} us, destination load {} us, start {} us", machine.name(),
-                    (runningAt - downtimeStart) / 1000, (stoppedAt - downtimeStart) / 1000, (sentAt - stoppedAt) / 1000, (loadedAt - sentAt) / 1000,
-                    (runningAt - loadedAt) / 1000);
             progress.downtime(downtime);
             resetThrottle();
             machine.setRunState(RunState.POSTMIGRATE).join();
             status(MigrationStatus.COMPLETED);
-            log.info("machine '{}': migration to {} completed in {} ms, downtime {} ms, {} bytes", machine.name(), uri, progress.elapsedMs(), downtime,
-                    progress.sent());
+            log.info("machine '{}': migration to {} completed in {} ms, {} bytes; downtime {} us (stop {}, last pages and device state {}, "
+                    + "destination loading {}, hand-over and start {})", machine.name(), uri, progress.elapsedMs(), progress.sent(),
+                    (runningAt - downtimeStart) / 1000, (stoppedAt - downtimeStart) / 1000, (sentAt - stoppedAt) / 1000, (loadedAt[0] - sentAt) / 1000,
+                    (runningAt - loadedAt[0]) / 1000);
         } catch (Throwable t) {
             fail(t, stop, before, ambiguous);
         } finally {

@@ -28,7 +28,8 @@ final class ReturnPath implements Runnable {
 
     final CompletableFuture<byte[]> accepted = new CompletableFuture<>();
     final CompletableFuture<Void> loaded = new CompletableFuture<>();
-    final CompletableFuture<Void> running = new CompletableFuture<>();
+    /** Completes with when (this host's {@code System.nanoTime()}) the destination started running, as near as can be told. */
+    final CompletableFuture<Long> running = new CompletableFuture<>();
     private final StreamInput in;
     private final Abort abort;
     private final Thread thread;
@@ -36,6 +37,14 @@ final class ReturnPath implements Runnable {
     private volatile boolean stopping;
     private long applied;
     private boolean ended;
+    /** What to run when LOADED arrives (sending COMMIT), once armed; see {@link #commitOnLoaded}. */
+    private Committer committer;
+    private boolean loadedEarly;
+
+    /** Sends COMMIT: run by whichever thread sees both LOADED and the armed commit first. */
+    interface Committer {
+        void commit() throws IOException;
+    }
 
     ReturnPath(MigrationChannel channel, Abort abort) {
         this.in = new StreamInput(channel, new LongAdder(), null);
@@ -78,7 +87,16 @@ final class ReturnPath implements Runnable {
                         }
                         accepted.complete(in.bytes((int) in.b));
                     }
-                    case Wire.LOADED -> loaded.complete(null);
+                    case Wire.LOADED -> {
+                        Committer c;
+                        synchronized (this) {
+                            c = committer;
+                            loadedEarly = c == null;
+                        }
+                        if (c != null) {
+                            commit(c);
+                        }
+                    }
                     case Wire.APPLIED -> {
                         synchronized (this) {
                             applied = Math.max(applied, in.b);
@@ -86,7 +104,9 @@ final class ReturnPath implements Runnable {
                         }
                     }
                     case Wire.RUNNING -> {
-                        running.complete(null);
+                        // the destination's delay between running and answering, if plausible
+                        long delay = in.c >= 0 && in.c < 10_000_000_000L ? in.c : 0;
+                        running.complete(System.nanoTime() - delay);
                         return;
                     }
                     case Wire.ERROR -> {
@@ -104,6 +124,32 @@ final class ReturnPath implements Runnable {
                 log.debug("return path ended: {}", e.toString());
             }
             failAll(e instanceof IOException io ? io : new IOException(e.getMessage(), e));
+        }
+    }
+
+    /**
+     * Arms the hand-over: COMMIT is sent by this reader the moment LOADED arrives (one thread
+     * hand-off less in the downtime), or at once if it already came. {@link #loaded} completes once
+     * COMMIT went out, or fails with why it could not be sent. Called by the migration thread after its
+     * last write before COMMIT.
+     */
+    void commitOnLoaded(Committer c) {
+        boolean now;
+        synchronized (this) {
+            committer = c;
+            now = loadedEarly;
+        }
+        if (now) {
+            commit(c);
+        }
+    }
+
+    private void commit(Committer c) {
+        try {
+            c.commit();
+            loaded.complete(null);
+        } catch (IOException | RuntimeException e) {
+            loaded.completeExceptionally(e);
         }
     }
 

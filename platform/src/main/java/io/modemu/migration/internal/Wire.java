@@ -23,7 +23,7 @@ import io.modemu.machine.DirtyBitmap;
  *   ACCEPT    configuration accepted             -            token length     -
  *   ERROR     the destination failed             -            message length   -
  *   LOADED    everything loaded, awaiting COMMIT -            -                -
- *   RUNNING   the destination runs               -            -                -
+ *   RUNNING   the destination runs               -            -                ns since it started running
  *   APPLIED   (one-sided RAM only) every record  -            pass number      -
  *             up to that PASS_END is applied
  * </pre>

@@ -169,6 +169,7 @@ class MigrationFaultTest {
             parameters(0);
             src.migration.migrate("tcp:127.0.0.1:" + silent.getLocalPort());
             try (Socket s = accepted.get(10, TimeUnit.SECONDS)) {
+                assertThat(s.isConnected()).as("a destination that accepts and never answers").isTrue();
                 assertThat(src.migration.info().status()).isEqualTo(MigrationStatus.SETUP);
                 src.migration.cancel();
                 MigrationInfo info = finish();

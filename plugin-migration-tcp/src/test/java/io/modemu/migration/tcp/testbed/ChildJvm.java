@@ -75,7 +75,7 @@ public final class ChildJvm implements AutoCloseable {
         cmd.add("--add-modules");
         cmd.add("io.modemu.platform");
         cmd.add("-cp");
-        cmd.add(testBed().toString());
+        cmd.add(System.getProperty("modemu.child.classpath", testBed().toString()));
         cmd.add(MigrationLauncher.class.getName());
         cmd.add("plugins=" + plugins);
         cmd.addAll(args);

@@ -24,15 +24,16 @@ public final class MigrationBenchmark {
         String multifd = System.getProperty("bench.multifd", "0");
         int runs = Integer.getInteger("bench.runs", 3);
         Path work = Files.createTempDirectory("modemu-bench");
+        // the reference: raw loopback TCP from the source process to this one, measured by the source before it migrates
+        int rawPort = MigrationLauncher.rawSink();
         System.out.println("ram=" + ram);
         System.out.println("random=" + random);
         System.out.println("multifd_channels=" + multifd);
         for (int run = 1; run <= runs; run++) {
             Path dir = Files.createDirectories(work.resolve("run" + run));
-            try (ChildJvm dst = ChildJvm.start(dir, "destination", List.of("role=destination", "ram=" + ram, "device=off", "raw-sink=on", "digest=off",
+            try (ChildJvm dst = ChildJvm.start(dir, "destination", List.of("role=destination", "ram=" + ram, "device=off", "digest=off",
                     "autostart=on"))) {
                 String uri = dst.await("listening", Duration.ofMinutes(2));
-                String rawPort = dst.await("raw-port", Duration.ofMinutes(1));
                 try (ChildJvm src = ChildJvm.start(dir, "source", List.of("role=source", "ram=" + ram, "device=off", "random=" + random, "digest=off",
                         "to=" + uri, "raw-port=" + rawPort, "raw-bytes=2G", "multifd=" + multifd))) {
                     int code = src.waitFor(Duration.ofMinutes(10));
@@ -52,6 +53,8 @@ public final class MigrationBenchmark {
                     System.out.println("run" + run + "_transferred_bytes=" + src.value("transferred-bytes"));
                     System.out.println("run" + run + "_throughput_mbit=" + src.value("throughput-mbit"));
                     System.out.println("run" + run + "_raw_loopback_mbit=" + src.value("raw-mbit"));
+                    System.out.println("run" + run + "_source_cpu_ms=" + src.value("cpu-ms"));
+                    System.out.println("run" + run + "_destination_cpu_ms=" + dst.value("cpu-ms"));
                     System.out.println(String.format(Locale.ROOT, "run%d_throughput_vs_raw=%.2f", run, mig / raw));
                 }
             }

@@ -127,8 +127,10 @@ public final class MigrationLauncher {
         }
         boolean autostart = arg("autostart", "off").equals("on");
         String uri = vm.migration.incoming(arg("incoming", "tcp:127.0.0.1:0"), new IncomingOptions(autostart, false));
+        long cpuBefore = processCpuNanos();
         out("listening", uri);
         MigrationInfo info = vm.migration.completion().get(30, TimeUnit.MINUTES);
+        out("cpu-ms", (processCpuNanos() - cpuBefore) / 1_000_000);
         out("status", info.status());
         if (info.status() != MigrationStatus.COMPLETED) {
             out("error", info.errorDesc());
@@ -186,10 +188,12 @@ public final class MigrationLauncher {
         }
         vm.migration.setParameters(p);
         long started = System.nanoTime();
+        long cpuBefore = processCpuNanos();
         vm.migration.migrate(args.get("to"));
         out("migrating", args.get("to"));
         MigrationInfo info = vm.migration.completion().get(30, TimeUnit.MINUTES);
         long wallMs = (System.nanoTime() - started) / 1_000_000;
+        out("cpu-ms", (processCpuNanos() - cpuBefore) / 1_000_000);
         out("status", info.status());
         if (info.status() == MigrationStatus.COMPLETED) {
             out("total-ms", info.totalTimeMs());
@@ -225,6 +229,17 @@ public final class MigrationLauncher {
         return intact ? 2 : 1;
     }
 
+    /** CPU time of this process so far (every thread), from /proc; 0 where there is none. */
+    private static long processCpuNanos() {
+        try {
+            String[] f = java.nio.file.Files.readString(Path.of("/proc/self/stat")).split("\\) ", 2)[1].split(" ");
+            long ticks = Long.parseLong(f[11]) + Long.parseLong(f[12]);
+            return ticks * 10_000_000L;
+        } catch (IOException | RuntimeException e) {
+            return 0;
+        }
+    }
+
     /** Fills the last {@code bytes} of RAM with random bytes (as QEMU's baseline loads its random file high). */
     private static void fillRandom(TestVm vm, long bytes) {
         RamBlock b = vm.machine.memory().blocks().getFirst();
@@ -245,8 +260,8 @@ public final class MigrationLauncher {
         return HexFormat.of().formatHex(md.digest());
     }
 
-    /** A plain TCP sink: reads until the sender is done, then answers one byte. */
-    private static int rawSink() throws IOException {
+    /** A plain TCP sink: reads until the sender is done, then answers one byte. Returns its port. */
+    static int rawSink() throws IOException {
         ServerSocketChannel server = ServerSocketChannel.open().bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0));
         Thread.ofPlatform().name("raw-sink").daemon(true).start(() -> {
             ByteBuffer buf = ByteBuffer.allocateDirect(1 << 20);
