@@ -132,6 +132,50 @@ class MigrationCommandsIT {
     }
 
     @Test
+    void ctrlCOnModemuMigrateCancelsTheMigrationAndTheSourceKeepsRunning() throws Exception {
+        Path disk = tmp.resolve("disk.img");
+        try (var f = new java.io.RandomAccessFile(disk.toFile(), "rw")) {
+            f.setLength(4 << 20);
+        }
+        int port = freePort();
+        var dst = vm("dst", disk, "-incoming", "tcp:127.0.0.1:" + port);
+        var src = vm("src", disk);
+        try (QmpClient s = connect("src", src); QmpClient d = connect("dst", dst)) {
+            Path bin = Path.of(System.getProperty("modemu.dist.dir"), "bin", "modemu");
+            ProcessBuilder pb = new ProcessBuilder(bin.toString(), "migrate", tmp.resolve("src.sock").toString(),
+                    "tcp:127.0.0.1:" + port, "--max-bandwidth", "2M", "--plain");
+            pb.environment().put("JAVA_HOME", System.getProperty("java.home"));
+            pb.redirectErrorStream(true).redirectOutput(tmp.resolve("migrate.log").toFile());
+            Process p = pb.start();
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+            while (!s.execute("query-migrate", Map.of()).path("status").asText().equals("active") && System.nanoTime() < deadline) {
+                Thread.sleep(20);
+            }
+            assertThat(s.execute("query-migrate", Map.of()).path("status").asText()).isEqualTo("active");
+            assertThat(new ProcessBuilder("kill", "-INT", String.valueOf(p.pid())).start().waitFor()).isZero();
+            assertThat(p.waitFor(60, TimeUnit.SECONDS)).isTrue();
+            String log = Files.readString(tmp.resolve("migrate.log"));
+            assertThat(log).contains("cancelling the migration").contains("migration cancelled");
+            assertThat(s.execute("query-migrate", Map.of()).path("status").asText()).isEqualTo("cancelled");
+            assertThat(s.execute("query-status", Map.of()).path("status").asText()).isEqualTo("running");
+            long before = s.execute("query-guest", Map.of()).path("verified").asLong();
+            deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+            while (s.execute("query-guest", Map.of()).path("verified").asLong() <= before && System.nanoTime() < deadline) {
+                Thread.sleep(20);
+            }
+            assertThat(s.execute("query-guest", Map.of()).path("verified").asLong()).as("the source's guest carries on").isGreaterThan(before);
+            s.execute("quit", Map.of());
+            try {
+                d.execute("quit", Map.of());
+            } catch (java.io.IOException gone) {
+                // the destination may already have exited after the cancelled stream
+            }
+        }
+        assertThat(src.get(30, TimeUnit.SECONDS).exit()).isZero();
+        dst.get(60, TimeUnit.SECONDS);
+    }
+
+    @Test
     void aDestinationWhoseIncomingMigrationFailsExitsNonZeroWithTheReason() throws Exception {
         Path disk = tmp.resolve("disk.img");
         try (var f = new java.io.RandomAccessFile(disk.toFile(), "rw")) {
