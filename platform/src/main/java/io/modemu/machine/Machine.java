@@ -679,6 +679,14 @@ public final class Machine implements AutoCloseable {
             return;
         }
         closed = true;
+        if (!mainLoop.inThread()) {
+            // let a step that is running finish before guest RAM goes away
+            try {
+                driver.await(pauseVcpus().orTimeout(10, java.util.concurrent.TimeUnit.SECONDS));
+            } catch (RuntimeException e) {
+                log.warn("machine '{}': vCPUs did not pause before teardown: {}", name, e.getMessage());
+            }
+        }
         try {
             onMainLoop(() -> {
                 for (Vcpu c : vcpus) {

