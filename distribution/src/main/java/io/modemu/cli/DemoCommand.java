@@ -207,10 +207,15 @@ public final class DemoCommand implements Callable<Integer> {
         Path sock = work.resolve(name + ".sock");
         Path log = work.resolve(name + ".log");
         Path mem = Path.of("/dev/shm").toFile().isDirectory() ? Path.of("/dev/shm", work.getFileName() + "-" + name + ".ram") : work.resolve(name + ".ram");
-        List<String> cmd = new ArrayList<>(List.of(bin.toString(), "run", "-name", name,
-                "-object", "memory-backend-file,id=ram0,size=" + ram + ",mem-path=" + mem + ",share=on",
-                "-machine", "virt,memory-backend=ram0",
-                "-object", "iothread,id=io0",
+        List<String> cmd = new ArrayList<>(List.of(bin.toString(), "run", "-name", name));
+        if (incoming != null && incoming.startsWith("rdma-sim:")) {
+            // the rdma-sim destination exposes guest RAM to one-sided writes: a shared file, faulted in up front
+            cmd.addAll(List.of("-object", "memory-backend-file,id=ram0,size=" + ram + ",mem-path=" + mem + ",share=on,prealloc=on",
+                    "-machine", "virt,memory-backend=ram0"));
+        } else {
+            cmd.addAll(List.of("-m", ram));
+        }
+        cmd.addAll(List.of("-object", "iothread,id=io0",
                 "-drive", "file=" + disk + ",format=raw,if=none,id=d0",
                 "-device", "virtio-blk-device,drive=d0,iothread=io0,id=vd0",
                 "-guest", guest,
@@ -257,6 +262,8 @@ public final class DemoCommand implements Callable<Integer> {
     }
 
     private JsonNode migrate(Vm src, String uri) throws Exception {
+        // QEMU's default cap is 128 MiB/s; the demo migrates at link speed, as the QEMU baseline does
+        src.qmp.execute("migrate-set-parameters", Map.of("max-bandwidth", 100_000_000_000L));
         src.qmp.execute("migrate", Map.of("uri", uri));
         MigrateCommand.ProgressBar bar = new MigrateCommand.ProgressBar(out, System.console() != null);
         JsonNode info;

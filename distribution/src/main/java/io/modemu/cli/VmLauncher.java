@@ -118,6 +118,7 @@ final class VmLauncher implements AutoCloseable {
             ram = be.size("size", ram);
             if (be.string("qom-type").equals("memory-backend-file")) {
                 b.ramFile(Path.of(be.string("mem-path")));
+                b.ramPrealloc(be.bool("prealloc", false));
                 if (!be.bool("share", false)) {
                     throw new ConfigurationException("-object memory-backend-file: share=on is required (guest RAM is mapped shared)");
                 }

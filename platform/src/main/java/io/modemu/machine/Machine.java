@@ -119,6 +119,13 @@ public final class Machine implements AutoCloseable {
         MemorySegment ram;
         try {
             ram = b.ramFile == null ? arena.allocate(b.ramSize, DirtyBitmap.PAGE_SIZE) : mapFile(b.ramFile, b.ramSize, arena);
+            if (b.ramFile != null && b.ramPrealloc) {
+                // fault every page in now (QEMU's prealloc=on): otherwise the first touch of each page of a
+                // shared file allocates it later, for example inside a migration's downtime
+                for (long off = 0; off < b.ramSize; off += DirtyBitmap.PAGE_SIZE) {
+                    ram.set(java.lang.foreign.ValueLayout.JAVA_BYTE, off, ram.get(java.lang.foreign.ValueLayout.JAVA_BYTE, off));
+                }
+            }
         } catch (RuntimeException | OutOfMemoryError e) {
             arena.close();
             throw new ConfigurationException("-m: cannot allocate " + b.ramSize + " bytes of guest RAM: " + e.getMessage(), e);
@@ -733,6 +740,7 @@ public final class Machine implements AutoCloseable {
         private long ramSize = 128L << 20;
         private String ramName = "ram";
         private Path ramFile;
+        private boolean ramPrealloc;
         private final List<String> iothreads = new ArrayList<>();
         private int vcpus = 1;
         private Contributions contributions = Contributions.builder().build();
@@ -767,6 +775,12 @@ public final class Machine implements AutoCloseable {
         /** Backs guest RAM with a shared mapping of {@code file} (created or grown as needed). */
         public Builder ramFile(Path file) {
             this.ramFile = file;
+            return this;
+        }
+
+        /** Touches every page of a file-backed RAM at start (QEMU's {@code prealloc=on}). */
+        public Builder ramPrealloc(boolean on) {
+            this.ramPrealloc = on;
             return this;
         }
 
