@@ -68,6 +68,10 @@ class RunOptionsIT {
             assertThat(block.get(1).path("inserted").path("drv").asText()).isEqualTo("null-co");
             assertThat(block.get(2).path("inserted").path("ro").asBoolean()).isTrue();
             assertThat(c.execute("query-iothreads", Map.of()).get(0).path("id").asText()).isEqualTo("io0");
+            JsonNode plugins = c.execute("query-plugins", Map.of());
+            assertThat(plugins.toString()).contains("\"id\":\"file\"").contains("\"module\":\"io.modemu.block.file\"")
+                    .contains("\"block-drivers\":[\"file\",\"raw\"]").contains("\"id\":\"virtio-blk\"");
+            assertThat(c.execute("query-guest", Map.of()).path("loaded").asBoolean()).isFalse();
             c.execute("cont", Map.of());
             assertThat(c.execute("query-status", Map.of()).path("status").asText()).isEqualTo("running");
             c.execute("quit", Map.of());
@@ -114,6 +118,28 @@ class RunOptionsIT {
         assertThat(r.exit()).as(r.err()).isEqualTo(1);
         String first = r.err().lines().findFirst().orElse("");
         assertThat(first).startsWith("modemu: ").contains(expected.trim());
+    }
+
+    @Test
+    void anOptionWhosePluginIsDisabledSaysWhichPluginWouldProvideIt() throws Exception {
+        Path plugins = Files.createDirectories(tmp.resolve("plugins"));
+        try (var s = Files.list(PLUGINS)) {
+            for (Path p : s.toList()) {
+                Files.copy(p, plugins.resolve(p.getFileName()));
+            }
+        }
+        Files.writeString(plugins.resolve("disabled.txt"), "virtio-blk\nmigration-tcp\n");
+        StringWriter err = new StringWriter();
+        int rc = Main.execute(new PrintWriter(new StringWriter()), new PrintWriter(err, true), "run", "--plugins-dir", plugins.toString(),
+                "-drive", "driver=null-co,id=d0", "-device", "virtio-blk-device,drive=d0");
+        assertThat(rc).isEqualTo(1);
+        assertThat(err.toString().strip()).isEqualTo("modemu: no device type 'virtio-blk-device': it is provided by plugin 'virtio-blk', "
+                + "which is disabled (enable it: modemu plugins enable virtio-blk)");
+        StringWriter err2 = new StringWriter();
+        rc = Main.execute(new PrintWriter(new StringWriter()), new PrintWriter(err2, true), "run", "--plugins-dir", plugins.toString(),
+                "-incoming", "tcp:127.0.0.1:0");
+        assertThat(rc).isEqualTo(1);
+        assertThat(err2.toString()).contains("no migration scheme 'tcp': it is provided by plugin 'migration-tcp', which is disabled");
     }
 
     @Test
