@@ -2,14 +2,11 @@ package io.modemu.bench;
 
 import io.modemu.aio.AioContext;
 import io.modemu.block.BlockBackend;
-import io.modemu.block.file.FileBlockDriver;
-import io.modemu.block.nullco.NullBlockDriver;
 import io.modemu.guest.GuestTask;
 import io.modemu.machine.Machine;
 import io.modemu.machine.RunState;
 import io.modemu.options.Options;
 import io.modemu.plugin.Contributions;
-import io.modemu.virtio.blk.VirtioBlkDeviceType;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.ByteBuffer;
@@ -158,7 +155,8 @@ public final class VirtioBlkBench {
 
     private Machine machine(int vcpus, io.modemu.aio.LoopDriver loops) {
         return Machine.builder().ram(RAM).iothread("io0").vcpus(vcpus).loopDriver(loops).contributions(Contributions.builder()
-                .add(new NullBlockDriver()).add(new FileBlockDriver()).add(new VirtioBlkDeviceType()).add(new RandomReadProgram()).build())
+                .add(provider(io.modemu.block.BlockDriver.class, "null-co")).add(provider(io.modemu.block.BlockDriver.class, "file"))
+                .add(provider(io.modemu.device.DeviceType.class, "virtio-blk-device")).add(new RandomReadProgram()).build())
                 .build();
     }
 
@@ -272,5 +270,16 @@ public final class VirtioBlkBench {
         long c1 = completed.getAsLong();
         long t1 = System.nanoTime();
         return (c1 - c0) * 1e9 / (t1 - t0);
+    }
+
+    /** The stock plugin's contribution, found like the plugin host finds it: through ServiceLoader. */
+    private static <S> S provider(Class<S> spi, String name) {
+        for (S s : java.util.ServiceLoader.load(spi)) {
+            String n = s instanceof io.modemu.block.BlockDriver d ? d.name() : ((io.modemu.device.DeviceType) s).name();
+            if (n.equals(name)) {
+                return s;
+            }
+        }
+        throw new IllegalStateException("no " + spi.getSimpleName() + " '" + name + "' on the module path");
     }
 }
