@@ -103,6 +103,8 @@ public class MigrationRdmaSimHarness {
                 r.nextBytes(chunk);
                 MemorySegment.copy(MemorySegment.ofArray(chunk), 0, seg, off, Math.min(chunk.length, random - off));
             }
+            // a writer of guest RAM marks what it wrote (what a migration relies on)
+            m.memory().blocks().getFirst().dirty().mark(0, random);
             m.vmStart().join();
             lm.setParameters(lm.parameters().withMaxBandwidth(0));
             lm.migrate(uri);

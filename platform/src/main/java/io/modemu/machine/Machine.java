@@ -20,6 +20,7 @@ import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.channels.FileChannel;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayDeque;
@@ -117,6 +118,7 @@ public final class Machine implements AutoCloseable {
         this.state = b.initialState;
         this.arena = Arena.ofShared();
         MemorySegment ram;
+        boolean zeroed = b.ramFile == null || fileIsEmpty(b.ramFile);
         try {
             ram = b.ramFile == null ? arena.allocate(b.ramSize, DirtyBitmap.PAGE_SIZE) : mapFile(b.ramFile, b.ramSize, arena);
             if (b.ramFile != null && b.ramPrealloc) {
@@ -130,7 +132,7 @@ public final class Machine implements AutoCloseable {
             arena.close();
             throw new ConfigurationException("-m: cannot allocate " + b.ramSize + " bytes of guest RAM: " + e.getMessage(), e);
         }
-        this.memory = new GuestMemory(List.of(new RamBlock(b.ramName, RAM_BASE, ram, b.ramFile)));
+        this.memory = new GuestMemory(List.of(new RamBlock(b.ramName, RAM_BASE, ram, b.ramFile, zeroed)));
         this.mainLoop = new AioContext("main", driver);
         this.chain = new VmStateChain(mainLoop);
         for (String id : b.iothreads) {
@@ -138,6 +140,15 @@ public final class Machine implements AutoCloseable {
         }
         for (int i = 0; i < b.vcpus; i++) {
             vcpus.add(new Vcpu(i, new AioContext("vcpu" + i, driver), this));
+        }
+    }
+
+    /** Whether a RAM backing file is missing or empty, so that the mapping starts zeroed. */
+    private static boolean fileIsEmpty(Path file) {
+        try {
+            return !Files.exists(file) || Files.isRegularFile(file) && Files.size(file) == 0;
+        } catch (IOException e) {
+            return false;
         }
     }
 

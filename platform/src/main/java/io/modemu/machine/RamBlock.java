@@ -15,13 +15,33 @@ public final class RamBlock {
     private final MemorySegment segment;
     private final DirtyBitmap dirty;
     private final Path backingFile;
+    private final boolean initiallyZero;
 
+    /** A block whose memory starts zeroed unless it is backed by a file. */
     public RamBlock(String name, long base, MemorySegment segment, Path backingFile) {
+        this(name, base, segment, backingFile, backingFile == null);
+    }
+
+    /**
+     * @param initiallyZero whether every byte of {@code segment} was zero when the block was created
+     *                      (anonymous memory, or a file the machine created); a migration then knows
+     *                      that a page nobody marked dirty since is still zero, without reading it
+     */
+    public RamBlock(String name, long base, MemorySegment segment, Path backingFile, boolean initiallyZero) {
         this.name = name;
         this.base = base;
         this.segment = segment;
         this.dirty = new DirtyBitmap(segment.byteSize());
         this.backingFile = backingFile;
+        this.initiallyZero = initiallyZero;
+    }
+
+    /**
+     * Whether the block's memory was all zero when it was created. With {@link DirtyBitmap#everHarvested()}
+     * false, a page whose dirty bit is clear is then still zero: every writer marks what it writes.
+     */
+    public boolean initiallyZero() {
+        return initiallyZero;
     }
 
     /** The block's name, the same on both ends of a migration (QEMU's RAMBlock idstr). */

@@ -15,6 +15,7 @@ import java.lang.foreign.ValueLayout;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -108,6 +109,8 @@ class PipeMigrationTest {
             for (long off = 4L << 20; off < ram.byteSize(); off += 8) {
                 ram.set(ValueLayout.JAVA_LONG_UNALIGNED, off, r.nextLong());
             }
+            // a writer of guest RAM marks what it wrote: the migration sends a page nobody marked as zero without reading it
+            src.memory().blocks().getFirst().dirty().mark(4L << 20, ram.byteSize() - (4L << 20));
             src.vmStart().join();
             Thread.sleep(50);
             assertThat(in.incoming("pipe:m1", new IncomingOptions(false, false))).isEqualTo("pipe:m1");
@@ -135,6 +138,43 @@ class PipeMigrationTest {
             }
             assertThat(dst.memory().readU64(Machine.RAM_BASE)).as("the guest carries on at the destination").isGreaterThan(at);
             dst.vmStop(RunState.PAUSED).join();
+        }
+    }
+
+    /**
+     * One-sided writes leave no trace in the destination's dirty bitmap, and a migration sends a page
+     * whose bit was never set as zero without reading it: the destination must count every page as
+     * written once it took one-sided writes, or its own next migration would lose them.
+     */
+    @Test
+    void aMachineThatTookOneSidedWritesMigratesThemOn() throws Exception {
+        PipeTransport pipe = new PipeTransport(true);
+        try (Machine src = machine("src", 8L << 20, false, pipe, new Register()); Machine mid = machine("mid", 8L << 20, true, pipe, new Register());
+             Machine dst = machine("dst", 8L << 20, true, pipe, new Register());
+             LiveMigration a = new LiveMigration(src); LiveMigration b = new LiveMigration(mid); LiveMigration c = new LiveMigration(dst)) {
+            MemorySegment ram = src.memory().blocks().getFirst().segment();
+            SplittableRandom r = new SplittableRandom(9);
+            for (long off = 1L << 20; off < ram.byteSize(); off += 8) {
+                ram.set(ValueLayout.JAVA_LONG_UNALIGNED, off, r.nextLong());
+            }
+            src.memory().blocks().getFirst().dirty().mark(1L << 20, ram.byteSize() - (1L << 20));
+            src.vmStart().join();
+            b.incoming("pipe:hop1", new IncomingOptions(false, false));
+            a.setParameters(a.parameters().withMaxBandwidth(0));
+            a.migrate("pipe:hop1");
+            assertThat(a.completion().get(60, TimeUnit.SECONDS).status()).isEqualTo(MigrationStatus.COMPLETED);
+            assertThat(b.completion().get(10, TimeUnit.SECONDS).status()).isEqualTo(MigrationStatus.COMPLETED);
+            assertThat(mid.memory().blocks().getFirst().segment().mismatch(ram)).as("the first hop, one-sided").isEqualTo(-1);
+            mid.vmStart().join();
+
+            c.incoming("pipe:hop2", new IncomingOptions(false, false));
+            b.setParameters(b.parameters().withMaxBandwidth(0));
+            b.migrate("pipe:hop2");
+            MigrationInfo info = b.completion().get(60, TimeUnit.SECONDS);
+            assertThat(info.status()).as("%s", info).isEqualTo(MigrationStatus.COMPLETED);
+            assertThat(c.completion().get(10, TimeUnit.SECONDS).status()).isEqualTo(MigrationStatus.COMPLETED);
+            MemorySegment at = mid.memory().blocks().getFirst().segment();
+            assertThat(at.mismatch(dst.memory().blocks().getFirst().segment())).as("the second hop carries every page").isEqualTo(-1);
         }
     }
 }

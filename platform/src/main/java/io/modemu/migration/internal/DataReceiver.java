@@ -60,7 +60,7 @@ final class DataReceiver implements Runnable {
                 in.next();
                 switch (in.type) {
                     case Wire.PAGES -> loader.pages(in, where);
-                    case Wire.ZERO -> loader.zero(in, where);
+                    case Wire.ZERO -> loader.zero(in, where, expected);
                     case Wire.NOP -> {
                     }
                     case Wire.PASS_END -> {

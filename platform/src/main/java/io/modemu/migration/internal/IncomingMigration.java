@@ -245,7 +245,7 @@ public final class IncomingMigration implements Runnable {
                     }
                     case Wire.ZERO -> {
                         requireNoDataChannels(config, type);
-                        loader.zero(in, "");
+                        loader.zero(in, "", lastPass + 1);
                     }
                     case Wire.PASS_END -> {
                         requireNoDataChannels(config, type);
@@ -341,7 +341,7 @@ public final class IncomingMigration implements Runnable {
                 }
             }
             if (target != null) {
-                target.withdraw();
+                withdraw(target, blocks);
                 target = null;
             }
             long[] runningAt = new long[1];
@@ -374,7 +374,7 @@ public final class IncomingMigration implements Runnable {
             return false;
         } finally {
             if (target != null) {
-                target.withdraw();
+                withdraw(target, blocks);
             }
             for (MigrationChannel c : channels) {
                 closeQuietly(c);
@@ -410,6 +410,18 @@ public final class IncomingMigration implements Runnable {
                     + (kind == Wire.KIND_MAIN ? "main" : "data") + " channel was expected");
         }
         return new long[] {h[3], h[4], h[5]};
+    }
+
+    /**
+     * Ends one-sided writes into guest RAM. They left no trace in the dirty bitmaps, so every page is
+     * marked: nothing may later take a page for zero because its bit is clear (this machine's next
+     * incoming attempt, or its own outgoing migration once it runs).
+     */
+    private static void withdraw(RemoteRamTarget target, List<RamBlock> blocks) {
+        target.withdraw();
+        for (RamBlock b : blocks) {
+            b.dirty().markAll();
+        }
     }
 
     private DataReceiver acceptDataChannel(long[] session, boolean[] connected, RamLoader loader, Phaser barrier, Duration io) throws IOException {

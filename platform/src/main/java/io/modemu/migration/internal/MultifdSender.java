@@ -27,7 +27,8 @@ final class MultifdSender implements AutoCloseable {
     private sealed interface Job permits Chunk, Sync, Stop {
     }
 
-    private record Chunk(int block, long firstWord, long[] words) implements Job {
+    /** {@code zeros}: per word, the pages known to be zero without looking, or null. */
+    private record Chunk(int block, long firstWord, long[] words, long[] zeros) implements Job {
     }
 
     private record Sync(long pass, boolean last, CountDownLatch done) implements Job {
@@ -52,8 +53,8 @@ final class MultifdSender implements AutoCloseable {
     }
 
     /** Queues a chunk of bitmap words for the next sender, waiting while its queue is full. */
-    void dispatch(int block, long firstWord, long[] words, Runnable onWait) {
-        Chunk c = new Chunk(block, firstWord, words);
+    void dispatch(int block, long firstWord, long[] words, long[] zeros, Runnable onWait) {
+        Chunk c = new Chunk(block, firstWord, words, zeros);
         for (int tries = 0; ; tries++) {
             Sender s = senders.get(next);
             next = (next + 1) % senders.size();
@@ -159,7 +160,7 @@ final class MultifdSender implements AutoCloseable {
                             for (int w = 0; w < c.words().length; w++) {
                                 if (c.words()[w] != 0) {
                                     abort.check();
-                                    scanner.word(c.block(), c.firstWord() + w, c.words()[w]);
+                                    scanner.word(c.block(), c.firstWord() + w, c.words()[w], c.zeros() == null ? 0 : c.zeros()[w]);
                                 }
                             }
                             scanner.finish();

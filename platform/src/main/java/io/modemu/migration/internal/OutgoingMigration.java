@@ -338,9 +338,12 @@ public final class OutgoingMigration implements Runnable {
             senders.sync(pass, last, this::keepAlive);
         } else {
             if (remote != null && pass > 1) {
-                // a zero page of the last pass, still in the stream, must not land on a page written one-sided in this one
-                main.flush();
-                returnPath.awaitApplied(pass - 1, initial.ioTimeoutMs());
+                // a zero page of the last pass, still in the stream, must not land on a page written one-sided in
+                // this one: the first one-sided write of this pass waits until the destination applied the last
+                scanner.beforeNextRemoteWrite(() -> {
+                    main.flush();
+                    returnPath.awaitApplied(pass - 1, initial.ioTimeoutMs());
+                });
             }
             ram.sendPass(scanner, abort, progress);
             if (remote != null) {

@@ -29,6 +29,12 @@ final class PageScanner {
     private int runLength;
     private boolean runZero;
     private long pages;
+    private Barrier beforeRemote;
+
+    /** Something to wait for before a one-sided write. */
+    interface Barrier {
+        void await() throws IOException;
+    }
 
     /**
      * @param remote one-sided writer for non-zero pages, or null to send them in the stream
@@ -41,6 +47,14 @@ final class PageScanner {
         this.limiter = limiter;
         this.progress = progress;
         this.onWait = onWait;
+    }
+
+    /**
+     * Runs {@code barrier} once, before this scanner's next one-sided write (none if no page needs one):
+     * a pass whose dirty pages are all zero, or that has none, never waits for it.
+     */
+    void beforeNextRemoteWrite(Barrier barrier) {
+        this.beforeRemote = barrier;
     }
 
     /** Pages this scanner put in its stream (normal and zero), for the totals in EOF. */
@@ -70,9 +84,17 @@ final class PageScanner {
 
     /** Sends the pages whose bits are set in {@code bits}, word {@code wordIndex} of block {@code blockIndex}'s bitmap. */
     void word(int blockIndex, long wordIndex, long bits) throws IOException {
+        word(blockIndex, wordIndex, bits, 0);
+    }
+
+    /**
+     * Sends the pages whose bits are set in {@code bits}, word {@code wordIndex} of block {@code blockIndex}'s bitmap;
+     * the pages whose bits are set in {@code knownZero} are zero without looking (never written since the block was created).
+     */
+    void word(int blockIndex, long wordIndex, long bits, long knownZero) throws IOException {
         MemorySegment ram = blocks.get(blockIndex).segment();
         long base = wordIndex << 6;
-        if (bits == -1L && isZero(ram, base * Wire.PAGE, 64L * Wire.PAGE)) {
+        if (bits == -1L && (knownZero == -1L || isZero(ram, base * Wire.PAGE, 64L * Wire.PAGE))) {
             // 64 zero pages in one comparison: the common case of untouched RAM in the first pass
             if (runLength > 0 && (!runZero || runBlock != blockIndex || base != runStart + runLength
                     || runLength + 64 > Wire.MAX_ZERO_PAGES_PER_RECORD)) {
@@ -89,7 +111,7 @@ final class PageScanner {
         while (bits != 0) {
             long page = base + Long.numberOfTrailingZeros(bits);
             bits &= bits - 1;
-            boolean zero = isZero(ram, page * Wire.PAGE);
+            boolean zero = (knownZero & (1L << (page - base))) != 0 || isZero(ram, page * Wire.PAGE);
             if (runLength > 0 && runBlock == blockIndex && page == runStart + runLength && zero == runZero
                     && runLength < (zero ? Wire.MAX_ZERO_PAGES_PER_RECORD : Wire.MAX_PAGES_PER_RECORD)) {
                 runLength++;
@@ -122,6 +144,11 @@ final class PageScanner {
             progress.zeroPages.add(n);
             pages += n;
         } else if (remote != null) {
+            Barrier b = beforeRemote;
+            if (b != null) {
+                beforeRemote = null;
+                b.await();
+            }
             limiter.acquire(bytes, onWait);
             remote.write(runBlock, offset, bytes);
             progress.transferred.add(bytes);

@@ -19,20 +19,23 @@ final class RamLoader {
     private final LongAdder pages = new LongAdder();
 
     private final boolean[] knownZero;
+    private final boolean remoteWrites;
 
     /**
-     * @param remoteWrites whether the source may also write guest RAM one-sided (then no page is
-     *                     known to be zero: a remote write leaves no trace here)
+     * @param remoteWrites whether the source may also write guest RAM one-sided: a remote write leaves
+     *                     no trace here, so after the first pass no page is known to be zero any more
      */
     RamLoader(List<RamBlock> blocks, MigrationProgress progress, boolean remoteWrites) {
         this.blocks = blocks;
         this.progress = progress;
+        this.remoteWrites = remoteWrites;
         this.knownZero = new boolean[blocks.size()];
         for (int i = 0; i < blocks.size(); i++) {
             RamBlock b = blocks.get(i);
-            // RAM the machine allocated starts zeroed and every writer marks it: a page whose bit is
-            // clear in a bitmap nobody ever harvested is still zero, and needs no check
-            knownZero[i] = !remoteWrites && b.backingFile().isEmpty() && !b.dirty().everHarvested();
+            // RAM that started zeroed, where every writer marks what it writes: a page whose bit is
+            // clear in a bitmap nobody ever harvested is still zero, and needs no check. A machine that
+            // exposed its RAM to one-sided writes before marks all of it afterwards (IncomingMigration).
+            knownZero[i] = b.initiallyZero() && !b.dirty().everHarvested();
         }
     }
 
@@ -51,11 +54,15 @@ final class RamLoader {
         pages.add(in.b);
     }
 
-    /** Applies the ZERO record whose header {@code in} just read. */
-    void zero(StreamInput in, String where) {
+    /**
+     * Applies the ZERO record whose header {@code in} just read, in pass {@code pass}. In the first pass
+     * no page was written one-sided yet (the source writes each page once per pass, and waits until the
+     * destination applied a pass before it writes pages of the next one).
+     */
+    void zero(StreamInput in, String where, long pass) {
         RamBlock b = check(in, Wire.MAX_ZERO_PAGES_PER_RECORD, where);
         MemorySegment ram = b.segment();
-        boolean trustBitmap = knownZero[in.a];
+        boolean trustBitmap = knownZero[in.a] && (!remoteWrites || pass == 1);
         for (long i = 0; i < in.b; ) {
             long chunk = Math.min(64, in.b - i);
             long off = in.c + i * Wire.PAGE;

@@ -15,6 +15,8 @@ final class RamSender {
 
     private final List<RamBlock> blocks;
     private final long[][] toSend;
+    /** Per block, during the first pass: the pages written since the block was created; null where unknown. */
+    private long[][] written;
     private long pending;
 
     RamSender(List<RamBlock> blocks) {
@@ -31,9 +33,15 @@ final class RamSender {
      */
     void setup() {
         pending = 0;
+        written = new long[blocks.size()][];
         for (int i = 0; i < blocks.size(); i++) {
             RamBlock b = blocks.get(i);
-            b.dirty().harvestInto(new long[toSend[i].length]);
+            // RAM that started zeroed and whose bitmap was never harvested: every writer marked what it
+            // wrote, so a clear bit is a page still zero, sent as such without reading it
+            boolean known = b.initiallyZero() && !b.dirty().everHarvested();
+            long[] harvested = new long[toSend[i].length];
+            b.dirty().harvestInto(harvested);
+            written[i] = known ? harvested : null;
             long pages = b.dirty().pages();
             long[] bits = toSend[i];
             for (int w = 0; w < bits.length; w++) {
@@ -44,8 +52,16 @@ final class RamSender {
         }
     }
 
+    /** The pages of word {@code w} of block {@code bi} known to be zero without looking (first pass only). */
+    private long knownZero(int bi, int w) {
+        long[] wr = written == null ? null : written[bi];
+        return wr == null ? 0 : ~wr[w];
+    }
+
     /** Moves what the guest and devices dirtied since the last sync into the pages to send; returns the newly dirty pages. */
     long sync() {
+        // what the first pass knew holds for the first pass only: later passes look at every page
+        written = null;
         long newly = 0;
         for (int i = 0; i < blocks.size(); i++) {
             newly += blocks.get(i).dirty().harvestInto(toSend[i]);
@@ -70,7 +86,7 @@ final class RamSender {
                 }
                 abort.check();
                 bits[w] = 0;
-                scanner.word(bi, w, word);
+                scanner.word(bi, w, word, knownZero(bi, w));
                 pending -= Long.bitCount(word);
                 progress.remainingPages(pending);
                 progress.tick();
@@ -96,7 +112,14 @@ final class RamSender {
                 long[] chunk = new long[n];
                 System.arraycopy(bits, w, chunk, 0, n);
                 java.util.Arrays.fill(bits, w, w + n, 0L);
-                multifd.dispatch(bi, w, chunk, onWait);
+                long[] zeros = null;
+                if (written != null && written[bi] != null) {
+                    zeros = new long[n];
+                    for (int j = 0; j < n; j++) {
+                        zeros[j] = knownZero(bi, w + j);
+                    }
+                }
+                multifd.dispatch(bi, w, chunk, zeros, onWait);
                 pending -= count;
                 progress.remainingPages(pending);
                 progress.tick();

@@ -45,10 +45,17 @@ public final class MigrationPeerMain {
                     r.nextBytes(chunk);
                     MemorySegment.copy(MemorySegment.ofArray(chunk), 0, seg, off, chunk.length);
                 }
+                // a writer of guest RAM marks what it wrote: a page nobody marked migrates as zero
+                m.memory().blocks().getFirst().dirty().mark(0, ram);
                 m.vmStart().join();
                 lm.setParameters(lm.parameters().withMaxBandwidth(16L << 20));
                 lm.migrate(args[1]);
+                long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(2);
                 while (lm.info().ram() == null || lm.info().ram().transferred() < (4L << 20)) {
+                    if (System.nanoTime() > deadline) {
+                        System.out.println("DONE stuck: " + lm.info());
+                        System.exit(1);
+                    }
                     Thread.sleep(5);
                 }
                 System.out.println("MIGRATING");

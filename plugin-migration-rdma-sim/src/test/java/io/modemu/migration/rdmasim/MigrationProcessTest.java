@@ -99,6 +99,8 @@ class MigrationProcessTest {
                 r.nextBytes(chunk);
                 MemorySegment.copy(MemorySegment.ofArray(chunk), 0, seg, off, chunk.length);
             }
+            // a writer of guest RAM marks what it wrote: a page nobody marked migrates as zero
+            src.memory().blocks().getFirst().dirty().mark(0, RAM);
             src.vmStart().join();
             lm.setParameters(lm.parameters().withMaxBandwidth(16L << 20));
             lm.migrate(uri + ",shm=" + dir);

@@ -170,6 +170,8 @@ class RdmaSimMigrationTest {
         for (long off = half; off < half + half / 2; off += 4096) {
             ram.set(java.lang.foreign.ValueLayout.JAVA_LONG, off, off);
         }
+        // a writer of guest RAM marks what it wrote: a page nobody marked migrates as zero
+        m.memory().blocks().getFirst().dirty().mark(0, half + half / 2);
     }
 
     /** Dirties guest RAM through GuestMemory while the VM runs; a stop handler parks it before the VM stops. */
