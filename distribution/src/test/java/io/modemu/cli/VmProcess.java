@@ -1,0 +1,262 @@
+package io.modemu.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.modemu.monitor.QmpClient;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Predicate;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * One real {@code bin/modemu run} process of the installation the distribution module built,
+ * optionally inside a network namespace ({@code ip netns exec NS bin/modemu run ...}), with a QMP
+ * unix socket (a path, so it works across namespaces) and its output in a log file. Not thread-safe.
+ */
+final class VmProcess implements AutoCloseable {
+    static final Path DIST = Path.of(System.getProperty("modemu.dist.dir"));
+
+    /** Threads, open file descriptors and heap of a live process. */
+    record Resources(int threads, int fds, long heapAfterGcBytes, long metaspaceBytes, long rssBytes) {
+        @Override
+        public String toString() {
+            return "threads " + threads + ", fds " + fds + ", heap after GC " + mib(heapAfterGcBytes) + ", metaspace " + mib(metaspaceBytes)
+                    + ", RSS " + mib(rssBytes);
+        }
+    }
+
+    final String name;
+    final String netns;
+    final Path socket;
+    final Path log;
+    private final Process process;
+    private QmpClient qmp;
+
+    private VmProcess(String name, String netns, Path socket, Path log, Process process) {
+        this.name = name;
+        this.netns = netns;
+        this.socket = socket;
+        this.log = log;
+        this.process = process;
+    }
+
+    /**
+     * Starts {@code bin/modemu run -name NAME ARGS -qmp unix:DIR/NAME.sock,...} and returns at once
+     * (the JVM starts in the background; {@link #qmp()} waits for it).
+     *
+     * @param netns the network namespace to run in, or null for this one
+     */
+    static VmProcess start(String name, String netns, Path dir, List<String> args) throws IOException {
+        Path socket = dir.resolve(name + ".sock");
+        Path log = dir.resolve(name + ".log");
+        Files.deleteIfExists(socket);
+        List<String> cmd = new ArrayList<>();
+        if (netns != null) {
+            cmd.addAll(List.of("ip", "netns", "exec", netns));
+        }
+        cmd.addAll(List.of(DIST.resolve("bin/modemu").toString(), "run", "-name", name));
+        cmd.addAll(args);
+        cmd.addAll(List.of("-qmp", "unix:" + socket + ",server=on,wait=off"));
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
+        pb.environment().put("JAVA_HOME", System.getProperty("java.home"));
+        return new VmProcess(name, netns, socket, log, pb.start());
+    }
+
+    /** The java process ({@code ip netns exec} and the launcher both exec it, so this is its pid). */
+    long pid() {
+        return process.pid();
+    }
+
+    boolean alive() {
+        return process.isAlive();
+    }
+
+    /** The QMP client, connected on first use (waiting up to a minute for the JVM to open the socket). */
+    QmpClient qmp() throws IOException, InterruptedException {
+        if (qmp != null) {
+            return qmp;
+        }
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        IOException last = null;
+        while (System.nanoTime() < deadline) {
+            if (!process.isAlive()) {
+                throw new IllegalStateException(name + " exited (code " + process.exitValue() + ") before opening its QMP socket:\n" + logText());
+            }
+            if (Files.exists(socket)) {
+                try {
+                    qmp = QmpClient.open(socket.toString());
+                    return qmp;
+                } catch (IOException e) {
+                    last = e; // not accepting yet
+                }
+            }
+            Thread.sleep(20);
+        }
+        throw new IllegalStateException(name + " did not open its QMP socket within 60 s" + (last == null ? "" : ": " + last.getMessage()));
+    }
+
+    /** Runs a QMP command and returns its {@code return} value. */
+    JsonNode exec(String command, Map<String, ?> args) throws IOException, InterruptedException {
+        JsonNode r = qmp().execute(command, args);
+        qmp.takeEvents(); // nobody reads them here: do not let them pile up in a long run
+        return r;
+    }
+
+    JsonNode exec(String command) throws IOException, InterruptedException {
+        return exec(command, Map.of());
+    }
+
+    String status() throws IOException, InterruptedException {
+        return exec("query-status").path("status").asText();
+    }
+
+    JsonNode migration() throws IOException, InterruptedException {
+        return exec("query-migrate");
+    }
+
+    JsonNode guest() throws IOException, InterruptedException {
+        return exec("query-guest");
+    }
+
+    /** Polls {@code query} until {@code done} holds, failing after {@code timeout} with the last value. */
+    JsonNode await(String what, Duration timeout, Query query, Predicate<JsonNode> done) throws IOException, InterruptedException {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        JsonNode last = query.get(this);
+        while (!done.test(last)) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError(name + ": " + what + " not reached within " + timeout.toSeconds() + " s; last: " + last);
+            }
+            Thread.sleep(10);
+            last = query.get(this);
+        }
+        return last;
+    }
+
+    /** A QMP query for {@link #await}. */
+    @FunctionalInterface
+    interface Query {
+        JsonNode get(VmProcess vm) throws IOException, InterruptedException;
+    }
+
+    /** Waits for the process to end and returns its exit code, failing if it does not within {@code timeout}. */
+    int awaitExit(Duration timeout) throws InterruptedException {
+        if (!process.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
+            throw new AssertionError(name + " still runs " + timeout.toSeconds() + " s later:\n" + logText());
+        }
+        closeQmp();
+        return process.exitValue();
+    }
+
+    /** Sends QMP quit and returns the exit code. */
+    int quit() throws IOException, InterruptedException {
+        exec("quit");
+        return awaitExit(Duration.ofSeconds(30));
+    }
+
+    /** SIGSTOP / SIGCONT: freezes the whole JVM (its sockets keep completing handshakes and buffering in the kernel). */
+    void signal(String sig) throws IOException, InterruptedException {
+        Process p = new ProcessBuilder("kill", "-" + sig, String.valueOf(pid())).redirectErrorStream(true).start();
+        if (p.waitFor() != 0) {
+            throw new IOException("kill -" + sig + " " + pid() + ": " + new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8));
+        }
+    }
+
+    String logText() {
+        try {
+            return Files.readString(log);
+        } catch (IOException e) {
+            return "(no log: " + e.getMessage() + ")";
+        }
+    }
+
+    /**
+     * Samples the process after a full GC: threads ({@code /proc/PID/task}), open file descriptors
+     * ({@code /proc/PID/fd}), heap used and metaspace ({@code jcmd PID GC.run; GC.heap_info}), RSS.
+     * The first jcmd attach starts the target's Attach Listener thread: take one sample to warm up
+     * before comparing thread counts.
+     */
+    Resources resources() throws IOException, InterruptedException {
+        Path cmds = Files.createTempFile("modemu-jcmd", ".txt");
+        String info;
+        try {
+            Files.writeString(cmds, "GC.run\nGC.heap_info\n");
+            Path jcmd = Path.of(System.getProperty("java.home"), "bin", "jcmd");
+            Process p = new ProcessBuilder(jcmd.toString(), String.valueOf(pid()), "-f", cmds.toString()).redirectErrorStream(true).start();
+            info = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            if (p.waitFor() != 0) {
+                throw new IOException("jcmd " + pid() + " failed: " + info);
+            }
+        } finally {
+            Files.deleteIfExists(cmds);
+        }
+        long heap = 0;
+        Matcher m = Pattern.compile("total \\d+K, used (\\d+)K").matcher(info);
+        int gens = 0;
+        while (m.find()) {
+            heap += Long.parseLong(m.group(1)) << 10;
+            gens++;
+        }
+        if (gens == 0) {
+            throw new IOException("jcmd " + pid() + " GC.heap_info: no 'total NK, used NK' line in:\n" + info);
+        }
+        Matcher meta = Pattern.compile("Metaspace\\s+used (\\d+)K").matcher(info);
+        long metaspace = meta.find() ? Long.parseLong(meta.group(1)) << 10 : -1;
+        long rss = -1;
+        for (String line : Files.readAllLines(Path.of("/proc", String.valueOf(pid()), "status"))) {
+            if (line.startsWith("VmRSS:")) {
+                rss = Long.parseLong(line.replaceAll("\\D", "")) << 10;
+            }
+        }
+        return new Resources(count(Path.of("/proc", String.valueOf(pid()), "task")), count(Path.of("/proc", String.valueOf(pid()), "fd")), heap, metaspace, rss);
+    }
+
+    private static int count(Path dir) throws IOException {
+        try (var s = Files.list(dir)) {
+            return (int) s.count();
+        }
+    }
+
+    static String mib(long bytes) {
+        return String.format(java.util.Locale.ROOT, "%.1f MiB", bytes / 1048576.0);
+    }
+
+    private void closeQmp() {
+        if (qmp != null) {
+            try {
+                qmp.close();
+            } catch (IOException ignored) {
+                // the process is gone anyway
+            }
+            qmp = null;
+        }
+    }
+
+    /** Ends the process if it still runs: SIGTERM (its shutdown hook quits the VM), then SIGKILL after 10 s. */
+    @Override
+    public void close() {
+        closeQmp();
+        if (process.isAlive()) {
+            process.destroy();
+            try {
+                if (!process.waitFor(10, TimeUnit.SECONDS)) {
+                    process.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+                }
+            } catch (InterruptedException e) {
+                process.destroyForcibly();
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    @Override
+    public String toString() {
+        return name + (netns == null ? "" : "@" + netns);
+    }
+}
