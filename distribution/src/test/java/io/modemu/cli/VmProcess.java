@@ -24,11 +24,10 @@ final class VmProcess implements AutoCloseable {
     static final Path DIST = Path.of(System.getProperty("modemu.dist.dir"));
 
     /** Threads, open file descriptors and heap of a live process. */
-    record Resources(int threads, int fds, long heapAfterGcBytes, long metaspaceBytes, long rssBytes) {
+    record Resources(int threads, int fds, long heapAfterGcBytes, long rssBytes) {
         @Override
         public String toString() {
-            return "threads " + threads + ", fds " + fds + ", heap after GC " + mib(heapAfterGcBytes) + ", metaspace " + mib(metaspaceBytes)
-                    + ", RSS " + mib(rssBytes);
+            return "threads " + threads + ", fds " + fds + ", heap after GC " + mib(heapAfterGcBytes) + ", RSS " + mib(rssBytes);
         }
     }
 
@@ -177,10 +176,11 @@ final class VmProcess implements AutoCloseable {
     }
 
     /**
-     * Samples the process after a full GC: threads ({@code /proc/PID/task}), open file descriptors
-     * ({@code /proc/PID/fd}), heap used and metaspace ({@code jcmd PID GC.run; GC.heap_info}), RSS.
-     * The first jcmd attach starts the target's Attach Listener thread: take one sample to warm up
-     * before comparing thread counts.
+     * Samples the process: threads ({@code /proc/PID/task}), open file descriptors
+     * ({@code /proc/PID/fd}), heap used after a full GC ({@code jcmd PID GC.run; GC.heap_info}: the
+     * old generation under the launcher's ParallelGC, every generation under another collector) and
+     * RSS. The first jcmd attach starts the target's Attach Listener thread: take one sample to warm
+     * up before comparing thread counts.
      */
     Resources resources() throws IOException, InterruptedException {
         Path cmds = Files.createTempFile("modemu-jcmd", ".txt");
@@ -196,25 +196,30 @@ final class VmProcess implements AutoCloseable {
         } finally {
             Files.deleteIfExists(cmds);
         }
+        // the old generation right after the full GC holds the live set; the young one fills again at once
+        // (the guest keeps running), so counting it would measure the allocation rate, not what is kept
+        Matcher old = Pattern.compile("ParOldGen\\s+total \\d+K, used (\\d+)K").matcher(info);
         long heap = 0;
-        Matcher m = Pattern.compile("total \\d+K, used (\\d+)K").matcher(info);
-        int gens = 0;
-        while (m.find()) {
-            heap += Long.parseLong(m.group(1)) << 10;
-            gens++;
+        if (old.find()) {
+            heap = Long.parseLong(old.group(1)) << 10;
+        } else {
+            Matcher m = Pattern.compile("total \\d+K, used (\\d+)K").matcher(info);
+            int gens = 0;
+            while (m.find()) {
+                heap += Long.parseLong(m.group(1)) << 10;
+                gens++;
+            }
+            if (gens == 0) {
+                throw new IOException("jcmd " + pid() + " GC.heap_info: no 'total NK, used NK' line in:\n" + info);
+            }
         }
-        if (gens == 0) {
-            throw new IOException("jcmd " + pid() + " GC.heap_info: no 'total NK, used NK' line in:\n" + info);
-        }
-        Matcher meta = Pattern.compile("Metaspace\\s+used (\\d+)K").matcher(info);
-        long metaspace = meta.find() ? Long.parseLong(meta.group(1)) << 10 : -1;
         long rss = -1;
         for (String line : Files.readAllLines(Path.of("/proc", String.valueOf(pid()), "status"))) {
             if (line.startsWith("VmRSS:")) {
                 rss = Long.parseLong(line.replaceAll("\\D", "")) << 10;
             }
         }
-        return new Resources(count(Path.of("/proc", String.valueOf(pid()), "task")), count(Path.of("/proc", String.valueOf(pid()), "fd")), heap, metaspace, rss);
+        return new Resources(count(Path.of("/proc", String.valueOf(pid()), "task")), count(Path.of("/proc", String.valueOf(pid()), "fd")), heap, rss);
     }
 
     private static int count(Path dir) throws IOException {
