@@ -188,7 +188,10 @@ class MigrationSoakIT {
         List<GrowthCheck.Verdict> verdicts = new ArrayList<>();
         for (var lane : List.of(Map.entry("anchor", anchorSamples), Map.entry("hop holders", holderSamples))) {
             List<VmProcess.Resources> s = lane.getValue();
-            long heapTolerance = Math.max(4L << 20, GrowthCheck.median(series(s, VmProcess.Resources::heapAfterGcBytes)) / 10);
+            // after a full GC the old generation varies by tens of KiB between samples: 1 MiB (or 10 %) is well above that noise
+            long heapTolerance = Math.max(1L << 20, GrowthCheck.median(series(s, VmProcess.Resources::heapAfterGcBytes)) / 10);
+            System.out.printf("soak: %s heap after GC, KiB per sample: %s%n", lane.getKey(),
+                    series(s, VmProcess.Resources::heapAfterGcBytes).stream().map(b -> String.valueOf(b >> 10)).toList());
             verdicts.add(new GrowthCheck(lane.getKey() + " threads", series(s, VmProcess.Resources::threads), 3).verdict());
             verdicts.add(new GrowthCheck(lane.getKey() + " fds", series(s, VmProcess.Resources::fds), 4).verdict());
             verdicts.add(new GrowthCheck(lane.getKey() + " heap after GC", series(s, VmProcess.Resources::heapAfterGcBytes), heapTolerance, true).verdict());

@@ -64,8 +64,9 @@ final class NetnsPair implements AutoCloseable {
     }
 
     /**
-     * Creates both namespaces and the veth pair between them, with addresses, links up and loopback
-     * up in each. On any refusal everything created so far is removed.
+     * Creates both namespaces and the veth pair between them, with addresses, links up, loopback up
+     * in each and the link shaped to 1 Gbit/s (tbf); checks that a command can run inside them. On
+     * any refusal everything created so far is removed.
      *
      * @throws Unavailable naming the command the system refused and its answer
      */
@@ -87,11 +88,19 @@ final class NetnsPair implements AutoCloseable {
                 p.setup(List.of("ip", "-n", s.netns(), "addr", "add", s.address() + "/24", "dev", s.device()));
                 p.setup(List.of("ip", "-n", s.netns(), "link", "set", "lo", "up"));
                 p.setup(List.of("ip", "-n", s.netns(), "link", "set", s.device(), "up"));
+                p.setup(List.of("ip", "netns", "exec", s.netns(), "true"));
+            }
+            try {
+                p.rate("1gbit");
+            } catch (IllegalStateException e) {
+                throw new Unavailable("the kernel refused the tbf qdisc that shapes the link: " + e.getMessage());
             }
         } catch (Unavailable e) {
             p.close();
             throw e;
         }
+        // a test JVM that is told to stop (failsafe's timeout, Ctrl-C) still tears down; one killed outright leaves it to cleanStale()
+        Runtime.getRuntime().addShutdownHook(new Thread(p::close, "netns-teardown"));
         return p;
     }
 
@@ -187,7 +196,7 @@ final class NetnsPair implements AutoCloseable {
 
     /** Kills what still runs in the namespaces, then deletes them (the veth pair goes with them). Idempotent. */
     @Override
-    public void close() {
+    public synchronized void close() {
         if (closed) {
             return;
         }

@@ -146,7 +146,8 @@ class NetworkHopMigrationIT {
             guestSide = net.a;
             guest = start(guestSide, false);
         }
-        guest.await("disk-verify verifying", Duration.ofSeconds(60), VmProcess::guest, g -> g.path("verified").asLong() > 0);
+        // a guest that has run a little: a few generations verified
+        guest.await("disk-verify verifying", Duration.ofSeconds(60), VmProcess::guest, g -> g.path("verified").asLong() >= 4 * BLOCKS);
         return guest;
     }
 
@@ -169,6 +170,9 @@ class NetworkHopMigrationIT {
     private JsonNode hop(Destination dst, String label) throws Exception {
         VmProcess src = guest();
         dst.listen();
+        if (!dst.vm().awaitIdle(0.2, Duration.ofSeconds(15))) {
+            System.out.println("network-hop: " + dst.vm() + " still busy starting up after 15 s (an overloaded machine): migrating anyway");
+        }
         long before = src.guest().path("verified").asLong();
         src.exec("migrate", Map.of("uri", dst.uri()));
         JsonNode info = src.await("the migration's end", Duration.ofSeconds(120), VmProcess::migration, NetworkHopMigrationIT::isFinal);
@@ -181,6 +185,8 @@ class NetworkHopMigrationIT {
         assertThat(g.path("failed").asLong()).as("blocks that failed verification at the destination: %s", g).isZero();
         assertThat(g.path("io-errors").asLong()).as("I/O errors at the destination: %s", g).isZero();
         assertThat(src.quit()).as("the source's exit code").isZero();
+        // where the downtime went, as the source logged it (stop, last pages and device state, destination loading, hand-over)
+        src.logText().lines().filter(l -> l.contains(" completed in ")).forEach(l -> System.out.println("network-hop   " + l.replaceFirst("^.* - ", "")));
         guest = dst.vm();
         guestSide = dst.side();
         System.out.printf(Locale.ROOT, "network-hop %s (%s, %s -> %s): total-time %d ms, downtime %d ms (limit %d), setup %d ms, transferred %s, %d passes, %.0f Mbit/s%n",

@@ -53,6 +53,7 @@ final class VmProcess implements AutoCloseable {
      * @param netns the network namespace to run in, or null for this one
      */
     static VmProcess start(String name, String netns, Path dir, List<String> args) throws IOException {
+        installReaper();
         Path socket = dir.resolve(name + ".sock");
         Path log = dir.resolve(name + ".log");
         Files.deleteIfExists(socket);
@@ -65,7 +66,21 @@ final class VmProcess implements AutoCloseable {
         cmd.addAll(List.of("-qmp", "unix:" + socket + ",server=on,wait=off"));
         ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
         pb.environment().put("JAVA_HOME", System.getProperty("java.home"));
-        return new VmProcess(name, netns, socket, log, pb.start());
+        Process p = pb.start();
+        LIVE.add(p);
+        p.onExit().thenRun(() -> LIVE.remove(p));
+        return new VmProcess(name, netns, socket, log, p);
+    }
+
+    /** What this JVM started and is still running, killed if the JVM is told to stop before the tests close them. */
+    private static final java.util.Set<Process> LIVE = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    private static boolean reaper;
+
+    private static synchronized void installReaper() {
+        if (!reaper) {
+            reaper = true;
+            Runtime.getRuntime().addShutdownHook(new Thread(() -> LIVE.forEach(Process::destroyForcibly), "modemu-process-reaper"));
+        }
     }
 
     /** The java process ({@code ip netns exec} and the launcher both exec it, so this is its pid). */
@@ -142,6 +157,36 @@ final class VmProcess implements AutoCloseable {
     @FunctionalInterface
     interface Query {
         JsonNode get(VmProcess vm) throws IOException, InterruptedException;
+    }
+
+    /** CPU time (user + system) the process used so far, in clock ticks ({@code /proc/PID/stat}). */
+    long cpuTicks() throws IOException {
+        String stat = Files.readString(Path.of("/proc", String.valueOf(pid()), "stat"));
+        String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+        return Long.parseLong(f[11]) + Long.parseLong(f[12]); // utime, stime (fields 14 and 15)
+    }
+
+    /**
+     * Waits until the process is idle: less than {@code coreFraction} of a core over half a second,
+     * as a destination waiting for an incoming migration is once its JVM finished starting up (class
+     * loading, the JIT compiling the start-up code). Gives up after {@code timeout} and returns false.
+     */
+    boolean awaitIdle(double coreFraction, Duration timeout) throws IOException, InterruptedException {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        long ticks = cpuTicks();
+        long at = System.nanoTime();
+        while (System.nanoTime() < deadline) {
+            Thread.sleep(500);
+            long t = cpuTicks();
+            long now = System.nanoTime();
+            double cores = (t - ticks) / 100.0 / ((now - at) / 1e9);
+            if (cores < coreFraction) {
+                return true;
+            }
+            ticks = t;
+            at = now;
+        }
+        return false;
     }
 
     /** Waits for the process to end and returns its exit code, failing if it does not within {@code timeout}. */
