@@ -179,6 +179,12 @@ final class VmLauncher implements AutoCloseable {
         for (MonitorCommand mc : platform.contributions().monitorCommands()) {
             monitor.register(mc);
         }
+        // -incoming URI and -incoming defer + migrate-incoming alike: a destination that failed exits
+        machine.addEventListener(e -> {
+            if (e.name().equals("MIGRATION") && "failed".equals(e.data().get("status")) && machine.runState() == RunState.INMIGRATE) {
+                watchIncoming();
+            }
+        });
         for (String q : c.qmp()) {
             qmpServers.add(QmpServer.start(monitor, q));
         }
@@ -201,7 +207,6 @@ final class VmLauncher implements AutoCloseable {
             } catch (MigrationException | java.io.UncheckedIOException e) {
                 throw new ConfigurationException("-incoming: " + e.getMessage(), e);
             }
-            watchIncoming();
         }
         for (QmpServer s : qmpServers) {
             s.awaitFirstClientIfAsked();
@@ -317,7 +322,11 @@ final class VmLauncher implements AutoCloseable {
         }
     }
 
-    /** A destination whose incoming migration failed exits non-zero with the reason (QEMU does the same). */
+    /**
+     * A destination whose incoming migration failed exits non-zero with the reason, whether it was
+     * started by {@code -incoming URI} or by {@code migrate-incoming} after {@code -incoming defer}
+     * (QEMU 7.2 exits in both cases). Called once the incoming migration reported {@code failed}.
+     */
     private void watchIncoming() {
         monitor.migration().completion().whenComplete((info, t) -> {
             if (t != null || info.status() == io.modemu.migration.MigrationStatus.FAILED) {

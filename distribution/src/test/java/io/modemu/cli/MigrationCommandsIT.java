@@ -191,4 +191,24 @@ class MigrationCommandsIT {
         assertThat(r.exit()).isEqualTo(1);
         assertThat(r.err()).contains("modemu: incoming migration failed:");
     }
+
+    @Test
+    void aDeferredDestinationWhoseMigrateIncomingFailsExitsNonZeroWithTheReasonToo() throws Exception {
+        Path disk = tmp.resolve("disk.img");
+        try (var f = new java.io.RandomAccessFile(disk.toFile(), "rw")) {
+            f.setLength(4 << 20);
+        }
+        int port = freePort();
+        var dst = vm("dst", disk, "-incoming", "defer");
+        try (QmpClient d = connect("dst", dst)) {
+            d.execute("migrate-set-parameters", Map.of("x-io-timeout", 2000));
+            d.execute("migrate-incoming", Map.of("uri", "tcp:127.0.0.1:" + port));
+            try (var sock = new java.net.Socket("127.0.0.1", port)) {
+                sock.getOutputStream().write("this is not a migration stream at all, not even close".getBytes());
+            }
+            RunOptionsIT.Result r = dst.get(60, TimeUnit.SECONDS);
+            assertThat(r.exit()).as("QEMU 7.2 exits after a failed incoming migration, deferred or not").isEqualTo(1);
+            assertThat(r.err()).contains("modemu: incoming migration failed:");
+        }
+    }
 }

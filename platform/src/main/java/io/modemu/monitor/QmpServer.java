@@ -33,6 +33,8 @@ import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.LockSupport;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -184,12 +186,16 @@ public final class QmpServer implements AutoCloseable {
         }
     }
 
-    /** Waits up to {@code millis} for every queued reply and event to be written. */
+    /**
+     * Waits up to {@code millis} until every connection wrote what it owes: the events queued so far,
+     * and the reply of each command already read, including a command still running (a {@code quit}
+     * whose caller tears the server down as soon as the command asked for it).
+     */
     public void flush(long millis) {
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(millis);
         for (Session s : sessions) {
-            while (!s.outbox.isEmpty() && !s.dead && System.nanoTime() < deadline) {
-                Thread.onSpinWait();
+            while (s.unwritten.get() > 0 && !s.dead && System.nanoTime() < deadline) {
+                LockSupport.parkNanos(100_000);
             }
         }
     }
@@ -219,6 +225,8 @@ public final class QmpServer implements AutoCloseable {
     private final class Session {
         private final SocketChannel channel;
         private final BlockingQueue<String> outbox = new ArrayBlockingQueue<>(OUTBOX);
+        /** Lines owed to the client and not written yet: queued ones, and the reply of a command being run. */
+        final AtomicInteger unwritten = new AtomicInteger();
         volatile boolean negotiated;
         volatile boolean dead;
 
@@ -227,9 +235,18 @@ public final class QmpServer implements AutoCloseable {
         }
 
         void send(String line) {
-            if (!dead && !outbox.offer(line)) {
-                log.warn("QMP {}: a client does not read its replies and events; disconnecting it", address);
-                close();
+            unwritten.incrementAndGet();
+            queue(line);
+        }
+
+        /** Queues a line already counted in {@link #unwritten}. */
+        private void queue(String line) {
+            if (dead || !outbox.offer(line)) {
+                unwritten.decrementAndGet();
+                if (!dead) {
+                    log.warn("QMP {}: a client does not read its replies and events; disconnecting it", address);
+                    close();
+                }
             }
         }
 
@@ -240,7 +257,15 @@ public final class QmpServer implements AutoCloseable {
                 JsonFramer framer = new JsonFramer(new InputStreamReader(Channels.newInputStream(channel), StandardCharsets.UTF_8));
                 JsonFramer.Frame f;
                 while (!dead && (f = framer.next()) != null) {
-                    send(handle(f));
+                    unwritten.incrementAndGet(); // the reply is owed from now on
+                    String reply;
+                    try {
+                        reply = handle(f);
+                    } catch (RuntimeException | Error e) {
+                        unwritten.decrementAndGet();
+                        throw e;
+                    }
+                    queue(reply);
                 }
             } catch (IOException e) {
                 log.debug("QMP {}: client gone: {}", address, e.getMessage());
@@ -261,6 +286,7 @@ public final class QmpServer implements AutoCloseable {
                     String line = outbox.take();
                     out.write((line + "\r\n").getBytes(StandardCharsets.UTF_8));
                     out.flush();
+                    unwritten.decrementAndGet();
                 }
             } catch (IOException | InterruptedException e) {
                 close();

@@ -142,6 +142,36 @@ class QmpServerTest {
     }
 
     @Test
+    void flushThenCloseStillSendsTheReplyOfTheCommandThatAskedForThem() throws Exception {
+        // what 'quit' does in modemu run: the command wakes the main thread, which flushes and closes the
+        // server while this session is still finishing the command and has not queued its reply yet
+        CountDownLatch closed = new CountDownLatch(1);
+        monitor.register("x-quit-then-linger", (a, ctx) -> {
+            Thread.ofPlatform().start(() -> {
+                server.flush(5_000);
+                server.close();
+                closed.countDown();
+            });
+            try {
+                Thread.sleep(200);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            return Map.of("bye", true);
+        });
+        try (Raw r = new Raw()) {
+            r.read();
+            r.send("{\"execute\": \"qmp_capabilities\"}");
+            JsonNode reply = r.send("{\"execute\": \"x-quit-then-linger\", \"id\": 7}");
+            assertThat(reply).as("the reply, before the server hung up").isNotNull();
+            assertThat(reply.path("return").path("bye").asBoolean()).isTrue();
+            assertThat(reply.path("id").asInt()).isEqualTo(7);
+            assertThat(closed.await(10, TimeUnit.SECONDS)).isTrue();
+            assertThat(r.read()).as("then the connection closes").isNull();
+        }
+    }
+
+    @Test
     void malformedInputGetsQmpErrorsAndTheConnectionStaysUp() throws IOException {
         try (Raw r = new Raw()) {
             r.read();
