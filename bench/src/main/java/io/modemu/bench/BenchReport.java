@@ -87,8 +87,8 @@ public final class BenchReport {
                     target.describe(unit), target.met(value, ref));
         }
 
-        static Row note(String figure, String text) {
-            return new Row(figure, text, "", "", "", "", "");
+        static Row note(String figure, String value, String detail) {
+            return new Row(figure, value, detail, "", "", "", "");
         }
     }
 
@@ -113,11 +113,11 @@ public final class BenchReport {
             Path failed = dir.resolve(name + ".failed");
             Path out = dir.resolve(name + ".txt");
             if (Files.exists(failed)) {
-                rows.add(Row.note(name, "FAILED (exit " + Files.readString(failed).trim() + "), see " + dir.resolve(name + ".log")));
+                rows.add(Row.note(name, "FAILED", "exit " + Files.readString(failed).trim() + ", see " + dir.resolve(name + ".log")));
                 continue;
             }
             if (!Files.exists(out)) {
-                rows.add(Row.note(name, "not run"));
+                rows.add(Row.note(name, "not run", ""));
                 continue;
             }
             Map<String, String> kv = parse(Files.readString(out));
@@ -150,6 +150,14 @@ public final class BenchReport {
                 "same reads straight to the backend", num(kv, "null_backend_iops"), Target.atLeast(1_000_000)));
         rows.add(Row.of("virtio-blk 4K random read QD" + qd + ", file (page cache)", "IOPS", num(kv, "file_iops"),
                 "same reads straight to the backend", num(kv, "file_backend_iops"), Target.ratioAtLeast(0.9)));
+        // per CPU-second with every context on one thread: what other load on the machine does not disturb
+        for (String d : List.of("null", "file")) {
+            if (kv.containsKey(d + "_one_core_iops_per_cpu_second")) {
+                rows.add(Row.of("virtio-blk " + (d.equals("null") ? "null-co" : "file") + ", one core, per CPU-second", "IOPS",
+                        num(kv, d + "_one_core_iops_per_cpu_second"), "same reads straight to the backend, one core",
+                        num(kv, d + "_one_core_backend_iops_per_cpu_second"), Target.NONE));
+            }
+        }
     }
 
     private static void migrationTcp(Map<String, String> kv, List<Row> rows) {
@@ -163,14 +171,14 @@ public final class BenchReport {
             modes.add(m.group(1));
         }
         if (modes.isEmpty()) {
-            rows.add(Row.note("migration-tcp", "no run found in the output"));
+            rows.add(Row.note("migration-tcp", "missing", "no run found in its output"));
         }
         for (String mode : modes.descendingSet()) {
             String label = "tcp migration (" + size + (mode.equals("aot") ? ", AOT-cached JVMs" : mode.equals("plain") ? ", cold JVMs" : ", " + mode) + ")";
             String failed = kv.keySet().stream().filter(k -> k.matches(mode + "_run\\d+_(status|destination_failed)"))
                     .map(k -> k + "=" + kv.get(k)).findFirst().orElse(null);
             if (failed != null) {
-                rows.add(Row.note(label, "FAILED: " + failed));
+                rows.add(Row.note(label, "FAILED", failed));
                 continue;
             }
             rows.add(Row.of(label + ": throughput", "Mbit/s", median(kv, Pattern.compile(mode + "_run\\d+_throughput_mbit")),
