@@ -121,6 +121,13 @@ public final class ChildJvm implements AutoCloseable {
         return process.exitValue();
     }
 
+    /** Writes {@code line} to the child's standard input (a launcher waiting for {@code to=stdin} reads its URI there). */
+    public void send(String line) throws IOException {
+        var in = process.getOutputStream();
+        in.write((line + "\n").getBytes(StandardCharsets.UTF_8));
+        in.flush();
+    }
+
     /** Kills the child at once (SIGKILL): a destination that dies. */
     public void kill() {
         process.destroyForcibly();

@@ -42,8 +42,11 @@ import java.util.concurrent.TimeUnit;
  * <pre>
  * common       plugins=DIR ram=SIZE ram-file=PATH device=on|off disk=PATH guest-options=k:v;k:v digest=on|off
  * destination  role=destination incoming=URI autostart=on|off run-after=MS raw-sink=on
- * source       role=source to=URI random=SIZE warmup=N max-bandwidth=B downtime-limit=MS multifd=N raw-port=P raw-bytes=SIZE
+ * source       role=source to=URI|stdin random=SIZE warmup=N max-bandwidth=B downtime-limit=MS multifd=N raw-port=P raw-bytes=SIZE
  * </pre>
+ *
+ * With {@code to=stdin} a source boots and warms up while its destination boots, prints
+ * {@code @ready=...}, and reads the URI to migrate to from its standard input.
  *
  * With a device, {@code disk} is required and the disk-verify guest runs on it. Exit codes: 0 when
  * the migration completed and every check passed; 2 for a source whose migration failed but that runs
@@ -121,13 +124,16 @@ public final class MigrationLauncher {
             host.contributions().entries(k).values().forEach(e -> b.add(e.kind(), e.name(), e.implementation(), e.pluginId()));
         }
         spec.contributions = b.build();
-        String uri = spec.incoming ? arg("incoming", "tcp:127.0.0.1:0") : required("to");
-        String scheme = uri.substring(0, Math.max(0, uri.indexOf(':')));
-        Contributions.Entry transport = spec.contributions.entries(ContributionKind.MIGRATION_SCHEME).get(scheme);
-        out("transport-plugin", transport == null ? "none" : transport.pluginId());
         try (TestVm vm = TestVm.create(spec)) {
-            return spec.incoming ? destination(vm, uri) : source(vm, uri);
+            return spec.incoming ? destination(vm, arg("incoming", "tcp:127.0.0.1:0")) : source(vm, required("to"));
         }
+    }
+
+    /** Says which plugin contributes the transport of {@code uri}. */
+    private static void reportTransport(TestVm vm, String uri) {
+        String scheme = uri.substring(0, Math.max(0, uri.indexOf(':')));
+        Contributions.Entry transport = vm.spec().contributions.entries(ContributionKind.MIGRATION_SCHEME).get(scheme);
+        out("transport-plugin", transport == null ? "none" : transport.pluginId());
     }
 
     private int destination(TestVm vm, String incoming) throws Exception {
@@ -135,6 +141,7 @@ public final class MigrationLauncher {
             out("raw-port", rawSink());
         }
         boolean autostart = arg("autostart", "off").equals("on");
+        reportTransport(vm, incoming);
         String uri = vm.migration.incoming(incoming, new IncomingOptions(autostart, false));
         long cpuBefore = processCpuNanos();
         out("listening", uri);
@@ -181,7 +188,8 @@ public final class MigrationLauncher {
         return ok ? 0 : 1;
     }
 
-    private int source(TestVm vm, String to) throws Exception {
+    private int source(TestVm vm, String destination) throws Exception {
+        String to = destination;
         if (args.containsKey("random")) {
             fillRandom(vm, size(args.get("random")));
         }
@@ -200,6 +208,14 @@ public final class MigrationLauncher {
             vm.migration.setCapability(MigrationCapability.MULTIFD, true);
         }
         vm.migration.setParameters(p);
+        if (to.equals("stdin")) {
+            out("ready", "reading the destination's URI from stdin");
+            to = new java.io.BufferedReader(new java.io.InputStreamReader(System.in, java.nio.charset.StandardCharsets.UTF_8)).readLine();
+            if (to == null) {
+                throw new IllegalStateException("to=stdin: no URI on stdin");
+            }
+        }
+        reportTransport(vm, to);
         long started = System.nanoTime();
         long cpuBefore = processCpuNanos();
         vm.migration.migrate(to);
