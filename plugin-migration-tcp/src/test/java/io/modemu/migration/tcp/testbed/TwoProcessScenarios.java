@@ -70,8 +70,8 @@ public abstract class TwoProcessScenarios {
 
     @Test
     void migratesBetweenTwoProcessesWithRamDiskAndGuestIntact() throws Exception {
-        List<String> common = List.of("ram=32M", "disk=" + TestVm.newDisk(dir, 4L << 20));
-        try (ChildJvm dst = destination(common, "autostart=off", "run-after=300"); ChildJvm src = source(common, "random=16M", "warmup=200")) {
+        List<String> common = List.of("ram=16M", "disk=" + TestVm.newDisk(dir, 4L << 20));
+        try (ChildJvm dst = destination(common, "autostart=off", "run-after=300"); ChildJvm src = source(common, "random=8M", "warmup=200")) {
             String uri = dst.await("listening", Duration.ofMinutes(1));
             migrate(src, uri);
             assertThat(src.waitFor(Duration.ofMinutes(3))).as("source exit code; see %s", src.log()).isZero();
@@ -98,8 +98,8 @@ public abstract class TwoProcessScenarios {
 
     @Test
     void destinationProcessKilledMidMigrationLeavesTheSourceRunningAndIntact() throws Exception {
-        List<String> common = List.of("ram=32M", "disk=" + TestVm.newDisk(dir, 4L << 20));
-        try (ChildJvm dst = destination(common); ChildJvm src = source(common, "random=16M", "max-bandwidth=4M")) {
+        List<String> common = List.of("ram=16M", "disk=" + TestVm.newDisk(dir, 4L << 20));
+        try (ChildJvm dst = destination(common); ChildJvm src = source(common, "random=8M", "max-bandwidth=4M")) {
             String uri = dst.await("listening", Duration.ofMinutes(1));
             migrate(src, uri);
             src.await("migrating", Duration.ofMinutes(1));
@@ -118,8 +118,8 @@ public abstract class TwoProcessScenarios {
 
     @Test
     void sourceProcessKilledMidMigrationFailsTheDestinationWhichNeverRuns() throws Exception {
-        List<String> common = List.of("ram=32M", "disk=" + TestVm.newDisk(dir, 4L << 20));
-        try (ChildJvm dst = destination(common, "autostart=on"); ChildJvm src = source(common, "random=16M", "max-bandwidth=4M")) {
+        List<String> common = List.of("ram=16M", "disk=" + TestVm.newDisk(dir, 4L << 20));
+        try (ChildJvm dst = destination(common, "autostart=on"); ChildJvm src = source(common, "random=8M", "max-bandwidth=4M")) {
             String uri = dst.await("listening", Duration.ofMinutes(1));
             migrate(src, uri);
             src.await("migrating", Duration.ofMinutes(1));
