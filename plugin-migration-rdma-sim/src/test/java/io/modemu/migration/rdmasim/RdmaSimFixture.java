@@ -47,11 +47,6 @@ final class RdmaSimFixture implements TransportFixture {
     }
 
     @Override
-    public String scheme() {
-        return "rdma-sim";
-    }
-
-    @Override
     public String pluginId() {
         return "migration-rdma-sim";
     }

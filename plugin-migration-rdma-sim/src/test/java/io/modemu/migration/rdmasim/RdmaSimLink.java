@@ -20,7 +20,6 @@ import java.util.concurrent.atomic.AtomicLong;
 final class RdmaSimLink implements FaultyLink {
     private final String uri;
     private final RdmaSimFixture.InstrumentedTransport transport;
-    private final AtomicLong forwarded = new AtomicLong();
     private volatile long cutAfter = Long.MAX_VALUE;
     private volatile long truncateAfterConfiguration = -1;
     private volatile Tamper tamper;
@@ -68,11 +67,6 @@ final class RdmaSimLink implements FaultyLink {
     public RdmaSimLink tamper(Tamper t) {
         this.tamper = t;
         return this;
-    }
-
-    @Override
-    public long forwarded() {
-        return forwarded.get();
     }
 
     /** Later channels are made without faults. */
@@ -143,7 +137,6 @@ final class RdmaSimLink implements FaultyLink {
         }
         dst.position(start + n);
         position += n;
-        forwarded.set(position);
         return n == 0 ? -1 : n;
     }
 

@@ -31,11 +31,6 @@ final class TcpFixture implements TransportFixture {
     private final Contributions contributions = BuiltIn.contributions(new TcpTransport());
 
     @Override
-    public String scheme() {
-        return "tcp";
-    }
-
-    @Override
     public String pluginId() {
         return "migration-tcp";
     }

@@ -30,9 +30,6 @@ public interface FaultyLink extends AutoCloseable {
     /** Rewrites stream bytes on their way to the destination. */
     FaultyLink tamper(Tamper t);
 
-    /** Bytes of the stream that reached the destination so far. */
-    long forwarded();
-
     @Override
     void close();
 }

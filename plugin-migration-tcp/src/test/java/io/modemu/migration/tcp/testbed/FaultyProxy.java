@@ -11,7 +11,6 @@ import java.net.SocketException;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * A TCP proxy between a migration source and its destination that injects faults on the first
@@ -26,7 +25,6 @@ public final class FaultyProxy implements FaultyLink {
     private final InetSocketAddress target;
     private final List<Socket> sockets = new CopyOnWriteArrayList<>();
     private final AtomicInteger connections = new AtomicInteger();
-    private final AtomicLong forwarded = new AtomicLong();
     private volatile long cutAfter = Long.MAX_VALUE;
     private volatile long truncateAfterConfiguration = -1;
     private volatile long stallAfter = Long.MAX_VALUE;
@@ -45,12 +43,6 @@ public final class FaultyProxy implements FaultyLink {
     @Override
     public String uri() {
         return "tcp:127.0.0.1:" + server.getLocalPort();
-    }
-
-    /** Bytes of the main channel forwarded to the destination so far. */
-    @Override
-    public long forwarded() {
-        return forwarded.get();
     }
 
     /** Resets both connections of every channel once {@code bytes} of the main channel were forwarded. */
@@ -173,9 +165,6 @@ public final class FaultyProxy implements FaultyLink {
                 }
                 o.write(buf, 0, n);
                 pos += n;
-                if (main) {
-                    forwarded.set(pos);
-                }
             }
         } catch (IOException | InterruptedException e) {
             close(to);

@@ -403,7 +403,9 @@ public abstract class MigrationScenarios {
         MigrationInfo info = finish();
         assertThat(info.status()).isEqualTo(MigrationStatus.FAILED);
         assertThat(info.errorDesc()).startsWith("destination failed: configuration mismatch: ")
-                .contains("device '" + TestVm.DEVICE + "' (" + TestVm.DEVICE_TYPE + ") of the source is missing here");
+                .contains("device '" + TestVm.DEVICE + "' (" + TestVm.DEVICE_TYPE + ") of the source is missing here")
+                .contains("drive '" + TestVm.DRIVE + "' of the source is missing here")
+                .contains("section 'virtio-blk:" + TestVm.DEVICE + "' of the source has no device here");
         assertSourceIntact(info);
     }
 

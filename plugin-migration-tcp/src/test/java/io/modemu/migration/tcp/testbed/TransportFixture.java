@@ -15,9 +15,6 @@ import java.util.List;
  * whatever it created.
  */
 public interface TransportFixture extends AutoCloseable {
-    /** The URI scheme, for messages. */
-    String scheme();
-
     /** The id of the plugin that contributes the transport (checked in the process tests). */
     String pluginId();
 
