@@ -3,60 +3,65 @@ package io.modemu.migration.tcp;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.modemu.aio.AioContext;
-import io.modemu.machine.GuestMemory;
+import io.modemu.block.BlockStats;
 import io.modemu.machine.Registration;
 import io.modemu.machine.RunState;
 import io.modemu.migration.IncomingOptions;
 import io.modemu.migration.MigrationInfo;
 import io.modemu.migration.MigrationParameters;
 import io.modemu.migration.MigrationStatus;
-import io.modemu.migration.tcp.testbed.DiskWriter;
-import io.modemu.migration.tcp.testbed.TestBlockDevice;
+import io.modemu.migration.tcp.testbed.BuiltIn;
 import io.modemu.migration.tcp.testbed.TestVm;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The seed's scenario, again and again: a guest keeps {@value #DEPTH} slow requests (null-co with
- * latency) in flight on an IOThread dataplane while the VM hops from machine to machine, and the
- * completion of each migration — the stop into finish-migrate, with the dataplane draining and moving
- * its backend home — lands with requests in flight. It runs until {@value #MIGRATIONS} migrations
- * found at least {@value #MIN_IN_FLIGHT} requests in flight as their stop began on the main loop (and
- * the dataplane's stop handler still had some to drain); a guest starved of CPU by a busy host may
- * leave fewer in flight now and then, and such migrations are checked like the others but not counted
- * (at most a tenth of them may fall short). None may hang and none may lose or repeat a request:
- * every request the guest submitted completes exactly once, on whichever machine it was when it
- * completed.
+ * The seed's scenario, again and again: the disk-verify guest keeps {@value #DEPTH} slow requests
+ * ({@value #LATENCY_MS} ms each, a raw image behind {@code slow-file}) in flight on a virtio-blk
+ * IOThread dataplane while the VM hops from machine to machine over TCP, and the completion of each
+ * migration — the stop into finish-migrate, with the dataplane draining and moving its backend home —
+ * lands with requests in flight. It runs until {@value #MIGRATIONS} migrations found at least
+ * {@value #MIN_IN_FLIGHT} requests in flight as their stop began on the main loop and the device's
+ * stop handler still had some to drain; a guest starved of CPU by a busy host may leave fewer in
+ * flight now and then, and such migrations are checked like the others but not counted (at most a
+ * tenth of them may fall short). None may hang, none may park a request in a drained section, and
+ * none may lose a write: the guest reads back and verifies every block it wrote, generation after
+ * generation, on whichever machine it is, and at the end the image holds every write it saw
+ * acknowledged and the disk completed, over all machines, as many requests as the guest saw complete
+ * (plus at most the ones still outstanding).
  */
 class SeedScenarioStressTest {
     static final int MIGRATIONS = Integer.getInteger("modemu.stress.migrations", 200);
     static final int DEPTH = 96;
-    static final int RING = 128;
     static final int MIN_IN_FLIGHT = 32;
-    static final long LATENCY_NS = 50_000_000;
-    /**
-     * A bit faster than latency over depth, so that the depth is what limits the guest: in steady
-     * state a request completes about every millisecond and the guest refills the slot at once.
-     */
-    static final long PACE_US = LATENCY_NS / 1000 * 2 / 3 / DEPTH;
+    static final long LATENCY_MS = 25;
+    static final int BLOCKS = 1024;
+
+    @TempDir
+    Path dir;
 
     @Test
     void everyCompletionLandsWithSlowRequestsInFlightAndNoneHangsOrLosesAWrite() throws Exception {
         TestVm.Spec spec = new TestVm.Spec();
         spec.name = "hop0";
         spec.ram = 4L << 20;
-        spec.nullLatencyNs = LATENCY_NS;
-        spec.guestOptions.put("ring", Integer.toString(RING));
-        spec.guestOptions.put("depth", Integer.toString(DEPTH));
-        spec.guestOptions.put("dirty-pages", "2");
-        spec.guestOptions.put("wait", "200us");
-        spec.guestOptions.put("pace", PACE_US + "us");
+        spec.disk = TestVm.newDisk(dir, 4L << 20);
+        spec.diskLatencyNs = LATENCY_MS * 1_000_000;
+        spec.contributions = BuiltIn.contributions(new TcpTransport());
+        spec.guestOptions.put("blocks", Integer.toString(BLOCKS));
+        spec.guestOptions.put("queue-depth", Integer.toString(DEPTH));
+        spec.guestOptions.put("dirty-rate", "4M");
+        spec.guestOptions.put("dirty-size", "256K");
+        // one descriptor a request: the queue of 256 holds them all
+        spec.guestOptions.put("indirect", "on");
         MigrationParameters params = MigrationParameters.defaults().withMaxBandwidth(0).withIoTimeoutMs(5_000);
-        long completionsOnEarlierMachines = 0;
+        long completedOnEarlierMachines = 0;
         List<Integer> inFlight = new ArrayList<>();
         int qualifying = 0;
         int hop = 0;
@@ -71,16 +76,15 @@ class SeedScenarioStressTest {
                 try {
                     String uri = next.migration.incoming("tcp:127.0.0.1:0", IncomingOptions.defaults());
                     TestVm src = vm;
-                    // steady state: a full round of paced requests completed on this machine, the pipeline is full again
-                    TestVm.await(() -> src.device.completions() >= DEPTH + DEPTH / 2 && src.device.backend().inFlight() >= DEPTH - 16, Duration.ofSeconds(30),
-                            () -> "the guest does not keep " + DEPTH + " requests in flight: " + src.guest() + ", " + src.device.backend().inFlight()
-                                    + " in flight");
+                    // steady state: a round of requests completed on this machine, the pipeline is full again
+                    TestVm.await(() -> completed(src) >= DEPTH && src.drive().inFlight() >= DEPTH - 16, Duration.ofSeconds(30),
+                            () -> "the guest does not keep " + DEPTH + " requests in flight: " + src.guest() + ", " + src.drive().inFlight() + " in flight");
                     vm.migration.setParameters(params);
                     // STOP is emitted on the main loop as the stop begins, before the vCPUs pause
                     int[] atStop = {-1};
                     Registration stopWatch = src.machine.addEventListener(e -> {
                         if (e.name().equals("STOP")) {
-                            atStop[0] = src.device.backend().inFlight();
+                            atStop[0] = src.drive().inFlight();
                         }
                     });
                     vm.migration.migrate(uri);
@@ -91,30 +95,34 @@ class SeedScenarioStressTest {
                     assertThat(next.machine.runState()).isEqualTo(RunState.RUNNING);
                     stopWatch.close();
                     inFlight.add(atStop[0]);
-                    if (atStop[0] >= MIN_IN_FLIGHT && vm.device.inFlightAtLastStop() > 0) {
+                    if (atStop[0] >= MIN_IN_FLIGHT && vm.inFlightAtLastStop() > 0) {
                         qualifying++;
                     }
+                    assertThat(vm.drive().inFlight()).as("hop %d: the source drained its disk", hop).isZero();
+                    assertThat(vm.drive().parkedTotal()).as("hop %d: requests submitted into a drained section", hop).isZero();
                     assertNoLoopErrors(vm);
                 } catch (Throwable t) {
                     next.close();
                     throw t;
                 }
-                completionsOnEarlierMachines += vm.device.completions();
+                completedOnEarlierMachines += completed(vm);
                 vm.close();
                 vm = next;
             }
-            vm.awaitGuestProgress(500, Duration.ofSeconds(30));
-            vm.machine.vmStop(RunState.PAUSED).join();
+            vm.awaitGuestProgress(2L * DEPTH, Duration.ofSeconds(30));
+            vm.pause();
             assertNoLoopErrors(vm);
-            DiskWriter.State s = vm.guest();
-            assertThat(s.failures()).as("wrong, repeated or failed completions seen by the guest (first at request %d)", s.firstFailure()).isZero();
-            long completedNotSeen = completedButUnprocessed(vm.machine.memory(), s);
-            long taken = vm.device.submissions();
-            assertThat(completionsOnEarlierMachines + vm.device.completions())
-                    .as("completions on every machine = requests the guest processed + completed ones it has not looked at yet")
-                    .isEqualTo(s.completed() + completedNotSeen);
-            assertThat(vm.device.completions()).as("the last machine completed everything it took").isEqualTo(taken);
-            assertThat(s.completed()).isGreaterThan((long) MIGRATIONS * DEPTH);
+            assertThat(vm.drive().parkedTotal()).isZero();
+            TestVm.GuestStatus s = vm.guest();
+            assertThat(s.failed()).as("blocks that did not read back as written, or completions the guest did not expect: %s", s).isZero();
+            assertThat(s.ioErrors()).as("%s", s).isZero();
+            assertThat(s.completed()).as("requests completed over %d migrations: %s", hop, s).isGreaterThanOrEqualTo((long) (MIGRATIONS - 1) * DEPTH);
+            assertThat(s.verified()).as("every read verified: %s", s).isEqualTo(s.reads());
+            assertThat(s.reads()).as("every block written is read back, generation after generation: %s", s).isGreaterThanOrEqualTo(s.writes() - BLOCKS);
+            assertThat(vm.checkDisk()).as("the image holds every acknowledged write").isNull();
+            long completedByTheDisk = completedOnEarlierMachines + completed(vm);
+            assertThat(completedByTheDisk).as("requests the disk completed on every machine, against the %d the guest saw complete", s.completed())
+                    .isBetween(s.completed(), s.completed() + DEPTH);
         } finally {
             vm.close();
         }
@@ -124,16 +132,10 @@ class SeedScenarioStressTest {
         assertThat(qualifying).isEqualTo(MIGRATIONS);
     }
 
-    private static long completedButUnprocessed(GuestMemory m, DiskWriter.State s) {
-        long base = m.blocks().getFirst().base();
-        long n = 0;
-        for (long seq = s.doneSeq(); seq < s.nextSeq(); seq++) {
-            long e = base + DiskWriter.RING + 8 + ((seq - 1) % RING) * TestBlockDevice.ENTRY;
-            if (m.readU8(e + 1) != 0) {
-                n++;
-            }
-        }
-        return n;
+    /** Reads and writes this machine's disk completed. */
+    private static long completed(TestVm vm) {
+        BlockStats s = vm.drive().stats();
+        return s.readOps() + s.writeOps();
     }
 
     private static void assertNoLoopErrors(TestVm vm) {

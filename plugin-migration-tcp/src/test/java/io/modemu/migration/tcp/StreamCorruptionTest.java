@@ -12,6 +12,7 @@ import io.modemu.migration.tcp.testbed.BuiltIn;
 import io.modemu.migration.tcp.testbed.FaultyProxy;
 import io.modemu.migration.tcp.testbed.ReplayTransport;
 import io.modemu.migration.tcp.testbed.TestVm;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -19,6 +20,7 @@ import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * A recorded migration stream, cut short and damaged in many places, replayed into fresh destinations:
@@ -32,14 +34,17 @@ class StreamCorruptionTest {
     private static final ReplayTransport REPLAY = new ReplayTransport();
     private static byte[] stream;
     private static TestVm.Spec spec;
+    @TempDir
+    static Path dir;
 
     @BeforeAll
     static void record() throws Exception {
         spec = new TestVm.Spec();
         spec.name = "src";
         spec.ram = 4L << 20;
-        spec.nullLatencyNs = 200_000;
-        spec.contributions = BuiltIn.contributions(REPLAY);
+        spec.disk = TestVm.newDisk(dir, 1L << 20);
+        spec.diskLatencyNs = 200_000;
+        spec.contributions = BuiltIn.contributions(new TcpTransport(), REPLAY);
         try (TestVm src = TestVm.create(spec); TestVm dst = TestVm.create(spec.destination("dst"))) {
             src.fillRandom(3);
             src.start();

@@ -20,14 +20,17 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * A {@link MigrationLauncher} in its own JVM, set up like an installation: the platform and its
- * libraries on the module path, the plugin jars (migration-tcp, null, file) in a plugins directory
- * loaded by the plugin host, and only the test bed on the class path. Collects the child's
- * {@code @key=value} lines; everything else it prints goes to a log file.
+ * libraries on the module path, the plugin jars (the transport under test, file, virtio-blk,
+ * disk-verify) in a plugins directory loaded by the plugin host, and only the test bed on the class
+ * path. Collects the child's {@code @key=value} lines; everything else it prints goes to a log file.
  */
 public final class ChildJvm implements AutoCloseable {
     /** What stays off the module path: test libraries, the plugins (they go to the plugins directory), and what the distribution leaves out too. */
     private static final List<String> NOT_ON_MODULE_PATH = List.of("junit-", "opentest4j", "apiguardian", "assertj", "byte-buddy", "modemu-plugin-",
             "jsr305", "checker-qual", "error_prone_annotations", "j2objc-annotations", "listenablefuture");
+
+    /** The stock plugins a test bed machine uses, by artifact id. */
+    private static final List<String> STOCK_PLUGINS = List.of("modemu-plugin-file", "modemu-plugin-virtio-blk", "modemu-plugin-disk-verify");
 
     private final Process process;
     private final Map<String, String> values = new ConcurrentHashMap<>();
@@ -118,6 +121,13 @@ public final class ChildJvm implements AutoCloseable {
         return process.exitValue();
     }
 
+    /** Writes {@code line} to the child's standard input (a launcher waiting for {@code to=stdin} reads its URI there). */
+    public void send(String line) throws IOException {
+        var in = process.getOutputStream();
+        in.write((line + "\n").getBytes(StandardCharsets.UTF_8));
+        in.flush();
+    }
+
     /** Kills the child at once (SIGKILL): a destination that dies. */
     public void kill() {
         process.destroyForcibly();
@@ -164,24 +174,29 @@ public final class ChildJvm implements AutoCloseable {
         return out;
     }
 
-    /** Copies the plugin jars: migration-tcp (system property {@code modemu.plugin.jar}), null and file (from the class path). */
+    /**
+     * Copies the plugin jars: the transport under test (system property {@code modemu.plugin.jar}, the
+     * module's own packaged plugin) and the stock plugins the test bed's machines use (from the class path).
+     */
     static void preparePlugins(Path dir) throws IOException {
         Files.createDirectories(dir);
-        String tcp = System.getProperty("modemu.plugin.jar");
-        if (tcp == null || !Files.isRegularFile(Path.of(tcp))) {
-            throw new IllegalStateException("set modemu.plugin.jar to the packaged migration-tcp plugin (run after 'package'), not " + tcp);
+        String transport = System.getProperty("modemu.plugin.jar");
+        if (transport == null || !Files.isRegularFile(Path.of(transport))) {
+            throw new IllegalStateException("set modemu.plugin.jar to the packaged transport plugin (run after 'package'), not " + transport);
         }
-        copy(Path.of(tcp), dir);
-        int found = 0;
+        copy(Path.of(transport), dir);
+        List<String> missing = new ArrayList<>(STOCK_PLUGINS);
         for (Path p : classPath()) {
             String n = p.getFileName().toString();
-            if ((n.startsWith("modemu-plugin-null") || n.startsWith("modemu-plugin-file")) && n.endsWith(".jar")) {
-                copy(p, dir);
-                found++;
+            for (String stock : STOCK_PLUGINS) {
+                if (n.startsWith(stock + "-") && n.endsWith(".jar") && !n.endsWith("-tests.jar")) {
+                    copy(p, dir);
+                    missing.remove(stock);
+                }
             }
         }
-        if (found != 2) {
-            throw new IllegalStateException("the null and file plugin jars are not on the class path (run after 'package')");
+        if (!missing.isEmpty()) {
+            throw new IllegalStateException("plugin jars not on the class path (run after 'package'): " + missing);
         }
     }
 

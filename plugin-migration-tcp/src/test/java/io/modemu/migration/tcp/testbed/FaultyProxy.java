@@ -11,28 +11,22 @@ import java.net.SocketException;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * A TCP proxy between a migration source and its destination that injects faults on the first
- * connection (the main channel): cut both ways after a number of bytes or on demand, end the
- * forward direction early (a truncated stream), stop reading from the source (a stalled peer), or
- * rewrite bytes on their way ({@link Tamper}). Further connections (data channels) are forwarded
- * untouched. Test code: blocking sockets, two threads per connection.
+ * connection (the main channel): cut both ways after a number of bytes or on demand (connections
+ * reset), end the forward direction early (a truncated stream), stop reading from the source (a
+ * stalled peer), or rewrite bytes on their way ({@link FaultyLink.Tamper}). Further connections (data
+ * channels) are forwarded untouched. The tcp transport's {@link FaultyLink}. Test code: blocking
+ * sockets, two threads per connection.
  */
-public final class FaultyProxy implements AutoCloseable {
-    /** Rewrites bytes of the forward stream: {@code buf[off..off+len)} holds stream bytes from {@code streamOffset}. */
-    public interface Tamper {
-        void apply(long streamOffset, byte[] buf, int off, int len);
-    }
-
+public final class FaultyProxy implements FaultyLink {
     private final ServerSocket server;
     private final InetSocketAddress target;
     private final List<Socket> sockets = new CopyOnWriteArrayList<>();
     private final AtomicInteger connections = new AtomicInteger();
-    private final AtomicLong forwarded = new AtomicLong();
     private volatile long cutAfter = Long.MAX_VALUE;
-    private volatile long truncateAfter = Long.MAX_VALUE;
+    private volatile long truncateAfterConfiguration = -1;
     private volatile long stallAfter = Long.MAX_VALUE;
     private volatile Tamper tamper;
     private volatile java.io.ByteArrayOutputStream recording;
@@ -46,24 +40,25 @@ public final class FaultyProxy implements AutoCloseable {
     }
 
     /** The proxy's address as a migration URI. */
+    @Override
     public String uri() {
         return "tcp:127.0.0.1:" + server.getLocalPort();
     }
 
-    /** Bytes of the main channel forwarded to the destination so far. */
-    public long forwarded() {
-        return forwarded.get();
-    }
-
     /** Resets both connections of every channel once {@code bytes} of the main channel were forwarded. */
+    @Override
     public FaultyProxy cutAfter(long bytes) {
         this.cutAfter = bytes;
         return this;
     }
 
-    /** Forwards {@code bytes} of the main channel, then ends that direction (the destination reads the end of the stream); replies still flow back. */
-    public FaultyProxy truncateAfter(long bytes) {
-        this.truncateAfter = bytes;
+    /**
+     * Forwards the main channel up to {@code bytes} after the configuration, then ends that direction
+     * (the destination reads the end of the stream); replies still flow back.
+     */
+    @Override
+    public FaultyProxy truncateAfterConfiguration(long bytes) {
+        this.truncateAfterConfiguration = bytes;
         return this;
     }
 
@@ -73,6 +68,7 @@ public final class FaultyProxy implements AutoCloseable {
         return this;
     }
 
+    @Override
     public FaultyProxy tamper(Tamper t) {
         this.tamper = t;
         return this;
@@ -92,6 +88,7 @@ public final class FaultyProxy implements AutoCloseable {
     }
 
     /** Resets every connection now (a destination that died). */
+    @Override
     public void cutNow() {
         cut = true;
         for (Socket s : sockets) {
@@ -124,18 +121,20 @@ public final class FaultyProxy implements AutoCloseable {
     private void forward(Socket from, Socket to, boolean main) {
         byte[] buf = new byte[64 << 10];
         long pos = 0;
+        StreamHead head = new StreamHead();
         try (InputStream i = from.getInputStream()) {
             OutputStream o = to.getOutputStream();
             while (true) {
                 int want = buf.length;
                 if (main) {
-                    long limit = Math.min(cutAfter, Math.min(truncateAfter, stallAfter));
+                    long truncateAt = truncateAt(head);
+                    long limit = Math.min(cutAfter, Math.min(truncateAt, stallAfter));
                     if (pos >= limit) {
                         if (pos >= cutAfter) {
                             cutNow();
                             return;
                         }
-                        if (pos >= truncateAfter) {
+                        if (pos >= truncateAt) {
                             to.shutdownOutput();
                             i.transferTo(OutputStream.nullOutputStream());
                             return;
@@ -149,25 +148,33 @@ public final class FaultyProxy implements AutoCloseable {
                     to.shutdownOutput();
                     return;
                 }
-                Tamper t = tamper;
-                if (main && t != null) {
-                    t.apply(pos, buf, 0, n);
-                }
-                java.io.ByteArrayOutputStream rec = recording;
-                if (main && rec != null) {
-                    synchronized (rec) {
-                        rec.write(buf, 0, n);
+                if (main) {
+                    head.feed(pos, buf, 0, n);
+                    // the configuration's length, just learnt, may put the truncation inside what was read
+                    n = (int) Math.min(n, truncateAt(head) - pos);
+                    Tamper t = tamper;
+                    if (t != null) {
+                        t.apply(pos, buf, 0, n);
+                    }
+                    java.io.ByteArrayOutputStream rec = recording;
+                    if (rec != null) {
+                        synchronized (rec) {
+                            rec.write(buf, 0, n);
+                        }
                     }
                 }
                 o.write(buf, 0, n);
                 pos += n;
-                if (main) {
-                    forwarded.set(pos);
-                }
             }
         } catch (IOException | InterruptedException e) {
             close(to);
         }
+    }
+
+    private long truncateAt(StreamHead head) {
+        long extra = truncateAfterConfiguration;
+        long end = head.configurationEnd();
+        return extra < 0 || end < 0 ? Long.MAX_VALUE : end + extra;
     }
 
     private static void back(Socket from, Socket to) {

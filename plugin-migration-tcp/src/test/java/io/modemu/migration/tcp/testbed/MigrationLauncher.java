@@ -31,22 +31,26 @@ import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 
 /**
- * A small stand-in for {@code modemu run} (until the real CLI lands): boots one machine from
+ * A small stand-in for {@code modemu run}: boots one test bed machine ({@link TestVm}) from
  * {@code key=value} arguments and runs it as a migration source or destination, printing what it
  * finds as {@code @key=value} lines on stdout (log lines go elsewhere in the stream and never start
- * with {@code @}). The process tests and the benchmark start two of these.
+ * with {@code @}). The process tests and the benchmark start two of these ({@link ChildJvm}).
  *
- * <p>With {@code plugins=DIR} the transport and the block drivers come from the plugin jars in DIR
- * through the plugin host (the platform must then be on the module path); without, from the class path.
+ * <p>Everything the machine uses (the transport, the file driver, virtio-blk, disk-verify) comes from
+ * the plugin jars in {@code plugins=DIR} through the plugin host; the platform must be on the module path.
  *
  * <pre>
- * common       ram=SIZE device=on|off disk=PATH (else null-co) guest-options=k:v;k:v plugins=DIR digest=on|off
- * destination  role=destination incoming=tcp:HOST:PORT autostart=on|off run-after=MS raw-sink=on
- * source       role=source to=URI random=SIZE warmup=N max-bandwidth=B downtime-limit=MS multifd=N raw-port=P raw-bytes=SIZE
+ * common       plugins=DIR ram=SIZE ram-file=PATH device=on|off disk=PATH guest-options=k:v;k:v digest=on|off
+ * destination  role=destination incoming=URI autostart=on|off run-after=MS raw-sink=on
+ * source       role=source to=URI|stdin random=SIZE warmup=N max-bandwidth=B downtime-limit=MS multifd=N raw-port=P raw-bytes=SIZE
  * </pre>
  *
- * Exit codes: 0 when the migration completed and every check passed; 2 for a source whose migration
- * failed but that runs on intact; 1 for anything else.
+ * With {@code to=stdin} a source boots and warms up while its destination boots, prints
+ * {@code @ready=...}, and reads the URI to migrate to from its standard input.
+ *
+ * With a device, {@code disk} is required and the disk-verify guest runs on it. Exit codes: 0 when
+ * the migration completed and every check passed; 2 for a source whose migration failed but that runs
+ * on intact; 1 for anything else (a destination whose incoming migration failed among them).
  */
 public final class MigrationLauncher {
     private final Map<String, String> args;
@@ -85,6 +89,14 @@ public final class MigrationLauncher {
         return args.getOrDefault(k, def);
     }
 
+    private String required(String k) {
+        String v = args.get(k);
+        if (v == null) {
+            throw new IllegalArgumentException("missing argument '" + k + "='");
+        }
+        return v;
+    }
+
     private static long size(String s) {
         return io.modemu.options.Sizes.parse(s, 1, "size");
     }
@@ -92,10 +104,10 @@ public final class MigrationLauncher {
     private int run() throws Exception {
         TestVm.Spec spec = new TestVm.Spec();
         spec.ram = size(arg("ram", "32M"));
+        spec.ramFile = args.containsKey("ram-file") ? Path.of(args.get("ram-file")) : null;
         spec.device = arg("device", "on").equals("on");
         spec.guest = spec.device;
-        String disk = arg("disk", "null");
-        spec.disk = disk.equals("null") ? null : Path.of(disk);
+        spec.disk = args.containsKey("disk") ? Path.of(args.get("disk")) : null;
         spec.incoming = arg("role", "source").equals("destination");
         spec.name = arg("role", "source");
         for (String kv : arg("guest-options", "").split(";")) {
@@ -103,30 +115,34 @@ public final class MigrationLauncher {
                 spec.guestOptions.put(kv.substring(0, kv.indexOf(':')), kv.substring(kv.indexOf(':') + 1));
             }
         }
-        PluginHost host = null;
-        if (args.containsKey("plugins")) {
-            host = PluginHost.load(Path.of(args.get("plugins")), PlatformVersion.get());
-            if (!host.problems().isEmpty()) {
-                throw new IllegalStateException("plugins failed to load: " + host.problems());
-            }
-            Contributions.Builder b = Contributions.builder();
-            for (ContributionKind k : ContributionKind.values()) {
-                host.contributions().entries(k).values().forEach(e -> b.add(e.kind(), e.name(), e.implementation(), e.pluginId()));
-            }
-            spec.contributions = TestVm.addTestBed(b).build();
-            out("transport-plugin", host.contributions().entries(ContributionKind.MIGRATION_SCHEME).get("tcp").pluginId());
+        PluginHost host = PluginHost.load(Path.of(required("plugins")), PlatformVersion.get());
+        if (!host.problems().isEmpty()) {
+            throw new IllegalStateException("plugins failed to load: " + host.problems());
         }
+        Contributions.Builder b = Contributions.builder();
+        for (ContributionKind k : ContributionKind.values()) {
+            host.contributions().entries(k).values().forEach(e -> b.add(e.kind(), e.name(), e.implementation(), e.pluginId()));
+        }
+        spec.contributions = b.build();
         try (TestVm vm = TestVm.create(spec)) {
-            return spec.incoming ? destination(vm) : source(vm);
+            return spec.incoming ? destination(vm, arg("incoming", "tcp:127.0.0.1:0")) : source(vm, required("to"));
         }
     }
 
-    private int destination(TestVm vm) throws Exception {
+    /** Says which plugin contributes the transport of {@code uri}. */
+    private static void reportTransport(TestVm vm, String uri) {
+        String scheme = uri.substring(0, Math.max(0, uri.indexOf(':')));
+        Contributions.Entry transport = vm.spec().contributions.entries(ContributionKind.MIGRATION_SCHEME).get(scheme);
+        out("transport-plugin", transport == null ? "none" : transport.pluginId());
+    }
+
+    private int destination(TestVm vm, String incoming) throws Exception {
         if (arg("raw-sink", "off").equals("on")) {
             out("raw-port", rawSink());
         }
         boolean autostart = arg("autostart", "off").equals("on");
-        String uri = vm.migration.incoming(arg("incoming", "tcp:127.0.0.1:0"), new IncomingOptions(autostart, false));
+        reportTransport(vm, incoming);
+        String uri = vm.migration.incoming(incoming, new IncomingOptions(autostart, false));
         long cpuBefore = processCpuNanos();
         out("listening", uri);
         MigrationInfo info = vm.migration.completion().get(30, TimeUnit.MINUTES);
@@ -140,6 +156,9 @@ public final class MigrationLauncher {
         if (arg("digest", "on").equals("on")) {
             out("ram-sha256", digest(vm));
         }
+        if (vm.spec().guest) {
+            out("guest-verified", vm.guest().verified());
+        }
         boolean ok = true;
         if (vm.spec().disk != null) {
             String bad = vm.checkDisk();
@@ -151,14 +170,15 @@ public final class MigrationLauncher {
         }
         out("run-state", vm.machine.runState());
         if (vm.spec().guest) {
-            DiskWriter.State before = vm.guest();
+            TestVm.GuestStatus before = vm.guest();
             Thread.sleep(Long.parseLong(arg("run-after", "500")));
-            DiskWriter.State after = vm.awaitGuestProgress(100, Duration.ofSeconds(60));
-            vm.machine.vmStop(RunState.PAUSED).join();
+            TestVm.GuestStatus after = vm.awaitGuestProgress(100, Duration.ofSeconds(60));
+            vm.pause();
             out("guest-completed-after", after.completed() - before.completed());
-            out("guest-verified-after", after.readsVerified() - before.readsVerified());
-            out("guest-failures", vm.guest().failures());
-            ok &= vm.guest().failures() == 0;
+            out("guest-verified-after", after.verified() - before.verified());
+            out("guest-failures", vm.guest().failed());
+            out("guest-io-errors", vm.guest().ioErrors());
+            ok &= vm.guest().failed() == 0 && vm.guest().ioErrors() == 0;
             if (vm.spec().disk != null) {
                 String bad = vm.checkDisk();
                 out("disk-check-after", bad == null ? "ok" : bad);
@@ -168,7 +188,8 @@ public final class MigrationLauncher {
         return ok ? 0 : 1;
     }
 
-    private int source(TestVm vm) throws Exception {
+    private int source(TestVm vm, String destination) throws Exception {
+        String to = destination;
         if (args.containsKey("random")) {
             fillRandom(vm, size(args.get("random")));
         }
@@ -187,10 +208,18 @@ public final class MigrationLauncher {
             vm.migration.setCapability(MigrationCapability.MULTIFD, true);
         }
         vm.migration.setParameters(p);
+        if (to.equals("stdin")) {
+            out("ready", "reading the destination's URI from stdin");
+            to = new java.io.BufferedReader(new java.io.InputStreamReader(System.in, java.nio.charset.StandardCharsets.UTF_8)).readLine();
+            if (to == null) {
+                throw new IllegalStateException("to=stdin: no URI on stdin");
+            }
+        }
+        reportTransport(vm, to);
         long started = System.nanoTime();
         long cpuBefore = processCpuNanos();
-        vm.migration.migrate(args.get("to"));
-        out("migrating", args.get("to"));
+        vm.migration.migrate(to);
+        out("migrating", to);
         MigrationInfo info = vm.migration.completion().get(30, TimeUnit.MINUTES);
         long wallMs = (System.nanoTime() - started) / 1_000_000;
         out("cpu-ms", (processCpuNanos() - cpuBefore) / 1_000_000);
@@ -209,16 +238,21 @@ public final class MigrationLauncher {
             if (arg("digest", "on").equals("on")) {
                 out("ram-sha256", digest(vm));
             }
+            if (vm.spec().guest) {
+                out("guest-verified", vm.guest().verified());
+                out("guest-failures", vm.guest().failed());
+            }
             return 0;
         }
         out("error", info.errorDesc());
         out("run-state", vm.machine.runState());
         boolean intact = vm.machine.runState() == RunState.RUNNING;
         if (vm.spec().guest) {
-            DiskWriter.State s = vm.awaitGuestProgress(200, Duration.ofSeconds(60));
-            out("guest-failures", s.failures());
-            intact &= s.failures() == 0;
-            vm.machine.vmStop(RunState.PAUSED).join();
+            TestVm.GuestStatus s = vm.awaitGuestProgress(200, Duration.ofSeconds(60));
+            out("guest-verified", s.verified());
+            out("guest-failures", s.failed());
+            intact &= s.failed() == 0 && s.ioErrors() == 0;
+            vm.pause();
             if (vm.spec().disk != null) {
                 String bad = vm.checkDisk();
                 out("disk-check", bad == null ? "ok" : bad);
@@ -244,7 +278,7 @@ public final class MigrationLauncher {
     private static void fillRandom(TestVm vm, long bytes) {
         RamBlock b = vm.machine.memory().blocks().getFirst();
         MemorySegment ram = b.segment();
-        long from = Math.max(vm.spec().guest ? DiskWriter.DIRTY_AREA : 0, ram.byteSize() - bytes);
+        long from = Math.max(vm.spec().guest ? TestVm.RANDOM_FROM : 0, ram.byteSize() - bytes);
         SplittableRandom r = new SplittableRandom(1234);
         for (long off = from; off + 8 <= ram.byteSize(); off += 8) {
             ram.set(ValueLayout.JAVA_LONG_UNALIGNED, off, r.nextLong());
