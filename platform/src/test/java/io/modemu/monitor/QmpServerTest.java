@@ -276,6 +276,26 @@ class QmpServerTest {
         assertThatThrownBy(() -> QmpServer.start(monitor, "pipe:/x")).hasMessageContaining("unsupported address 'pipe:/x'");
     }
 
+    /** Found by fuzzing: the session hung up once its outbox was empty, before the writer had written the line it took. */
+    @Test
+    void aClientThatEndsItsInputGetsTheGreetingAndEveryReplyBeforeTheHangUp() throws IOException {
+        for (int i = 0; i < 40; i++) {
+            try (Raw r = new Raw()) {
+                r.s.shutdownOutput();
+                assertThat(r.read()).as("greeting to a client that sent nothing, round %d", i).isNotNull();
+                assertThat(r.read()).as("then the hang-up").isNull();
+            }
+            try (Raw r = new Raw()) {
+                r.out.write("{\"execute\": \"qmp_capabilities\"}{\"execute\": \"query-name\"}".getBytes(StandardCharsets.UTF_8));
+                r.s.shutdownOutput();
+                assertThat(r.read().has("QMP")).as("greeting, round %d", i).isTrue();
+                assertThat(r.read().has("return")).as("capabilities, round %d", i).isTrue();
+                assertThat(r.read()).as("last reply, round %d", i).isNotNull();
+                assertThat(r.read()).as("then the hang-up").isNull();
+            }
+        }
+    }
+
     @Test
     void aHugeOrDeeplyNestedInputIsRefusedWithoutKillingTheConnection() throws IOException {
         try (Raw r = new Raw()) {
