@@ -380,12 +380,12 @@ final class MigrationFuzzing {
         }
     }
 
-    /** The checked-in seed inputs of the Jazzer fuzz test {@code method}, read from the test resources. */
+    /** The checked-in recorded streams among the inputs of the Jazzer fuzz test {@code method} (files {@code recorded*}). */
     static List<byte[]> seeds(String method) {
         Path dir = Path.of("src", "test", "resources", "io", "modemu", "migration", "internal", "IncomingMigrationFuzzTestInputs", method);
         try (var files = Files.list(dir)) {
             List<byte[]> out = new ArrayList<>();
-            for (Path p : files.sorted().toList()) {
+            for (Path p : files.filter(f -> f.getFileName().toString().startsWith("recorded")).sorted().toList()) {
                 out.add(Files.readAllBytes(p));
             }
             return out;
