@@ -124,26 +124,28 @@ final class MigrationFuzzing {
 
     // ---- logs: failures nobody foresaw are logged with their stack trace ----
 
-    /** From now on, an error logged with a stack trace under {@code io.modemu} is a finding; other output is muted. */
+    /**
+     * From now on, an error logged with a stack trace by the migration engine ({@code io.modemu.migration}) is a
+     * finding. Levels and other output stay as they are: other tests share this JVM.
+     */
     static synchronized void captureLogs() {
-        Logger modemu = (Logger) LoggerFactory.getLogger("io.modemu");
-        if (modemu.getAppender("fuzz") != null) {
-            return;
-        }
-        AppenderBase<ILoggingEvent> a = new AppenderBase<>() {
-            @Override
-            protected void append(ILoggingEvent e) {
-                if (e.getLevel() == Level.ERROR && e.getThrowableProxy() != null) {
-                    UNFORESEEN.add(e.getFormattedMessage() + ": " + e.getThrowableProxy().getClassName() + ": " + e.getThrowableProxy().getMessage());
+        Logger migration = (Logger) LoggerFactory.getLogger("io.modemu.migration");
+        if (migration.getAppender("fuzz") == null) {
+            AppenderBase<ILoggingEvent> a = new AppenderBase<>() {
+                @Override
+                protected void append(ILoggingEvent e) {
+                    if (e.getLevel() == Level.ERROR && e.getThrowableProxy() != null) {
+                        UNFORESEEN.add(e.getFormattedMessage() + ": " + e.getThrowableProxy().getClassName() + ": " + e.getThrowableProxy().getMessage());
+                    }
                 }
-            }
-        };
-        a.setName("fuzz");
-        a.setContext(modemu.getLoggerContext());
-        a.start();
-        modemu.addAppender(a);
-        modemu.setAdditive(false);
-        modemu.setLevel(Level.ERROR);
+            };
+            a.setName("fuzz");
+            a.setContext(migration.getLoggerContext());
+            a.start();
+            migration.addAppender(a);
+        }
+        // what other tests logged before this input is theirs
+        UNFORESEEN.clear();
     }
 
     private static void assertNoUnforeseenErrors(String what) {

@@ -69,26 +69,28 @@ final class VirtioBlkFuzzing {
         }
     }
 
-    /** From now on, an error logged with a stack trace under {@code io.modemu} is a finding; other output is muted. */
+    /**
+     * From now on, an error logged with a stack trace by the device ({@code io.modemu.virtio}) is a finding.
+     * Levels and other output stay as they are: other tests share this JVM.
+     */
     static synchronized void captureLogs() {
-        Logger modemu = (Logger) LoggerFactory.getLogger("io.modemu");
-        if (modemu.getAppender("fuzz") != null) {
-            return;
-        }
-        AppenderBase<ILoggingEvent> a = new AppenderBase<>() {
-            @Override
-            protected void append(ILoggingEvent e) {
-                if (e.getLevel() == Level.ERROR && e.getThrowableProxy() != null) {
-                    UNFORESEEN.add(e.getFormattedMessage() + ": " + e.getThrowableProxy().getClassName() + ": " + e.getThrowableProxy().getMessage());
+        Logger virtio = (Logger) LoggerFactory.getLogger("io.modemu.virtio");
+        if (virtio.getAppender("fuzz") == null) {
+            AppenderBase<ILoggingEvent> a = new AppenderBase<>() {
+                @Override
+                protected void append(ILoggingEvent e) {
+                    if (e.getLevel() == Level.ERROR && e.getThrowableProxy() != null) {
+                        UNFORESEEN.add(e.getFormattedMessage() + ": " + e.getThrowableProxy().getClassName() + ": " + e.getThrowableProxy().getMessage());
+                    }
                 }
-            }
-        };
-        a.setName("fuzz");
-        a.setContext(modemu.getLoggerContext());
-        a.start();
-        modemu.addAppender(a);
-        modemu.setAdditive(false);
-        modemu.setLevel(Level.ERROR);
+            };
+            a.setName("fuzz");
+            a.setContext(virtio.getLoggerContext());
+            a.start();
+            virtio.addAppender(a);
+        }
+        // what other tests logged before this input is theirs
+        UNFORESEEN.clear();
     }
 
     /** A guest-physical address inside RAM moved into {@code [from, to - reserve]}; one outside RAM as it is. Keeps the offset's low 12 bits. */
