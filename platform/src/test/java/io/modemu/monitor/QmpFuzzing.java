@@ -4,12 +4,10 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.fail;
 
 import ch.qos.logback.classic.Level;
-import ch.qos.logback.classic.Logger;
-import ch.qos.logback.classic.spi.ILoggingEvent;
-import ch.qos.logback.core.AppenderBase;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.modemu.fuzz.LogWatch;
 import io.modemu.machine.Machine;
 import java.io.BufferedReader;
 import java.io.ByteArrayInputStream;
@@ -24,9 +22,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
-import org.slf4j.LoggerFactory;
 
 /**
  * The QMP fuzz targets' harness, shared by the Jazzer fuzz test and the jqwik properties: bytes fed to
@@ -48,7 +44,7 @@ final class QmpFuzzing {
     static final ObjectMapper JSON = new ObjectMapper();
     private static final Set<String> CLASSES = Set.of("GenericError", "CommandNotFound", "DeviceNotFound", "DeviceNotActive", "KVMMissingCap");
     private static final long BOUND_SECONDS = 30;
-    private static final List<String> UNFORESEEN = new CopyOnWriteArrayList<>();
+    private static LogWatch logs;
     private static Machine machine;
     private static QmpServer server;
 
@@ -58,7 +54,7 @@ final class QmpFuzzing {
     /** The server every input goes to (started once; it must keep serving whatever came before). */
     static synchronized QmpServer server() {
         if (server == null) {
-            captureLogs();
+            logs = watch();
             machine = Machine.builder().name("vm1").ram(1 << 20).iothread("io0").vcpus(1).build();
             Monitor monitor = new Monitor(machine, List.of(), List.of(), reason -> { });
             server = QmpServer.start(monitor, "tcp:127.0.0.1:0,server=on,wait=off");
@@ -66,41 +62,19 @@ final class QmpFuzzing {
         return server;
     }
 
-    /**
-     * From now on, a warning or error logged with a stack trace by the monitor ({@code io.modemu.monitor}), or a
-     * monitor thread dying, is a finding. Levels and other output stay as they are: other tests share this JVM.
-     */
-    private static void captureLogs() {
-        Logger monitor = (Logger) LoggerFactory.getLogger("io.modemu.monitor");
-        AppenderBase<ILoggingEvent> a = new AppenderBase<>() {
-            @Override
-            protected void append(ILoggingEvent e) {
-                if (e.getLevel().isGreaterOrEqual(Level.WARN) && e.getThrowableProxy() != null) {
-                    UNFORESEEN.add(e.getFormattedMessage() + ": " + e.getThrowableProxy().getClassName() + ": " + e.getThrowableProxy().getMessage());
-                }
-            }
-        };
-        a.setName("qmp-fuzz");
-        a.setContext(monitor.getLoggerContext());
-        a.start();
-        monitor.addAppender(a);
+    /** From now on, a warning or error logged with a stack trace by the monitor, or a monitor thread dying, is a finding. */
+    private static LogWatch watch() {
+        LogWatch w = LogWatch.on("io.modemu.monitor", Level.WARN);
         Thread.UncaughtExceptionHandler previous = Thread.getDefaultUncaughtExceptionHandler();
         Thread.setDefaultUncaughtExceptionHandler((t, e) -> {
             if (t.getName().startsWith("qmp-")) {
-                UNFORESEEN.add("thread " + t.getName() + " died: " + e);
+                w.add("thread " + t.getName() + " died: " + e);
             }
             if (previous != null) {
                 previous.uncaughtException(t, e);
             }
         });
-    }
-
-    private static void assertNoUnforeseenErrors(String what) {
-        if (!UNFORESEEN.isEmpty()) {
-            List<String> found = new ArrayList<>(UNFORESEEN);
-            UNFORESEEN.clear();
-            fail(what + ": " + found);
-        }
+        return w;
     }
 
     /** The frames {@link JsonFramer} cuts {@code text} into, each checked. */
@@ -153,7 +127,7 @@ final class QmpFuzzing {
     /** One fuzz input (a mode byte, then what the client sends) for a real server over a real socket; returns the replies. */
     static List<JsonNode> session(byte[] input) {
         QmpServer s = server();
-        UNFORESEEN.clear(); // what other tests' servers logged before this input is theirs
+        logs.reset();
         int mode = input.length == 0 ? 0 : input[0] & 0xff;
         byte[] payload = input.length == 0 ? input : java.util.Arrays.copyOfRange(input, 1, input.length);
         String what = "input of " + input.length + " bytes, mode " + mode;
@@ -201,7 +175,7 @@ final class QmpFuzzing {
         } catch (IOException e) {
             throw new AssertionError(what + ": the connection failed", e);
         }
-        assertNoUnforeseenErrors(what);
+        logs.assertNone(what);
         assertServes(s, what);
         return replies;
     }

@@ -4,10 +4,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.fail;
 
 import ch.qos.logback.classic.Level;
-import ch.qos.logback.classic.Logger;
-import ch.qos.logback.classic.spi.ILoggingEvent;
-import ch.qos.logback.core.AppenderBase;
 import io.modemu.aio.AioContext;
+import io.modemu.fuzz.LogWatch;
 import io.modemu.machine.Machine;
 import io.modemu.machine.RunState;
 import io.modemu.migration.IncomingOptions;
@@ -29,12 +27,10 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.regex.Pattern;
-import org.slf4j.LoggerFactory;
 
 /**
  * The migration fuzz targets' harness, shared by the Jazzer fuzz test and the jqwik properties: one
@@ -62,7 +58,6 @@ final class MigrationFuzzing {
     private static final long BOUND_SECONDS = 30;
     private static final Pattern NAMES_THE_SECTION = Pattern.compile("(section '[^']+': |configuration mismatch: ).+", Pattern.DOTALL);
     private static final AtomicLong NAMES = new AtomicLong();
-    private static final List<String> UNFORESEEN = new CopyOnWriteArrayList<>();
     private static Machine source;
     private static byte[] sourceRam;
 
@@ -124,37 +119,7 @@ final class MigrationFuzzing {
 
     // ---- logs: failures nobody foresaw are logged with their stack trace ----
 
-    /**
-     * From now on, an error logged with a stack trace by the migration engine ({@code io.modemu.migration}) is a
-     * finding. Levels and other output stay as they are: other tests share this JVM.
-     */
-    static synchronized void captureLogs() {
-        Logger migration = (Logger) LoggerFactory.getLogger("io.modemu.migration");
-        if (migration.getAppender("fuzz") == null) {
-            AppenderBase<ILoggingEvent> a = new AppenderBase<>() {
-                @Override
-                protected void append(ILoggingEvent e) {
-                    if (e.getLevel() == Level.ERROR && e.getThrowableProxy() != null) {
-                        UNFORESEEN.add(e.getFormattedMessage() + ": " + e.getThrowableProxy().getClassName() + ": " + e.getThrowableProxy().getMessage());
-                    }
-                }
-            };
-            a.setName("fuzz");
-            a.setContext(migration.getLoggerContext());
-            a.start();
-            migration.addAppender(a);
-        }
-        // what other tests logged before this input is theirs
-        UNFORESEEN.clear();
-    }
-
-    private static void assertNoUnforeseenErrors(String what) {
-        if (!UNFORESEEN.isEmpty()) {
-            List<String> found = new ArrayList<>(UNFORESEEN);
-            UNFORESEEN.clear();
-            fail(what + ": an error nobody foresaw was logged: " + found);
-        }
-    }
+    private static final LogWatch LOGS = LogWatch.on("io.modemu.migration", Level.ERROR);
 
     private static void assertNoUncaughtErrors(Machine m, String what) {
         List<AioContext> loops = new ArrayList<>(m.iothreads().values());
@@ -218,7 +183,7 @@ final class MigrationFuzzing {
 
     /** One fuzz input (see {@link StreamModel}) replayed into a fresh destination; every destination property checked. Returns its outcome. */
     static MigrationInfo incoming(byte[] input) {
-        captureLogs();
+        LOGS.reset();
         List<byte[]> channels = StreamModel.channels(input);
         if ((StreamModel.mode(input) & StreamModel.MODE_REPAIR) != 0) {
             StreamModel.repair(channels);
@@ -235,7 +200,7 @@ final class MigrationFuzzing {
             lm.incoming("scripted:" + name, new IncomingOptions(false, false));
             MigrationInfo info = within(lm.completion(), lm, what);
             assertNoUncaughtErrors(dst, what);
-            assertNoUnforeseenErrors(what);
+            LOGS.assertNone(what);
             String desc = info.errorDesc();
             if (info.status() == MigrationStatus.COMPLETED) {
                 assertThat(StreamModel.looksComplete(channels.getFirst())).as("%s completed without CONFIG, RAM_DONE, EOF and COMMIT", what).isTrue();
@@ -300,7 +265,7 @@ final class MigrationFuzzing {
 
     /** One fuzz input as everything a destination answers a real, running source; every source property checked. */
     static MigrationInfo returnPath(byte[] replies) {
-        captureLogs();
+        LOGS.reset();
         Machine src = source();
         String name = "out-" + NAMES.incrementAndGet();
         String what = "replies " + name + " (" + replies.length + " bytes)";
@@ -312,7 +277,7 @@ final class MigrationFuzzing {
             lm.migrate("scripted:" + name);
             MigrationInfo info = within(lm.completion(), lm, what);
             assertNoUncaughtErrors(src, what);
-            assertNoUnforeseenErrors(what);
+            LOGS.assertNone(what);
             List<StreamModel.Record> answers = StreamModel.records(replies, 0);
             boolean loaded = answers.stream().anyMatch(r -> r.type() == Wire.LOADED);
             if (info.status() == MigrationStatus.COMPLETED) {
@@ -342,7 +307,7 @@ final class MigrationFuzzing {
 
     /** The source's streams (main channel, then data channels) of a complete migration, against a destination that plays along. */
     static List<byte[]> recordSource(boolean multifd) {
-        captureLogs();
+        LOGS.reset();
         Machine src = source();
         String name = "record-" + NAMES.incrementAndGet();
         ByteArrayReplies ok = new ByteArrayReplies().record(Wire.ACCEPT, 0).record(Wire.LOADED, 0).record(Wire.RUNNING, 0);
