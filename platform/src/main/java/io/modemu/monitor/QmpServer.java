@@ -192,7 +192,11 @@ public final class QmpServer implements AutoCloseable {
         }
     }
 
-    /** Waits up to {@code millis} for every queued reply and event to be written. */
+    /**
+     * Waits up to {@code millis} for every command in progress to reply and for every queued reply and
+     * event to be written (a process that quits calls this first, so that the reply to {@code quit}
+     * goes out).
+     */
     public void flush(long millis) {
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(millis);
         for (Session s : sessions) {
@@ -228,6 +232,8 @@ public final class QmpServer implements AutoCloseable {
         /** Lines queued, and lines the writer has written: the outbox is empty before its last line is on the wire. */
         private final AtomicLong queued = new AtomicLong();
         private volatile long written;
+        /** A command is being handled: its reply is not queued yet. */
+        private volatile boolean busy;
         volatile boolean negotiated;
         volatile boolean dead;
 
@@ -246,10 +252,12 @@ public final class QmpServer implements AutoCloseable {
             }
         }
 
-        /** Waits until every line queued so far is written, the session died, or {@code deadline} ({@link System#nanoTime()}) passed. */
+        /**
+         * Waits until no command is in progress and every line queued is written, the session died, or
+         * {@code deadline} ({@link System#nanoTime()}) passed.
+         */
         void awaitWritten(long deadline) {
-            long target = queued.get();
-            while (written < target && !dead && System.nanoTime() - deadline < 0) {
+            while ((busy || written < queued.get()) && !dead && System.nanoTime() - deadline < 0) {
                 LockSupport.parkNanos(50_000);
             }
         }
@@ -261,7 +269,12 @@ public final class QmpServer implements AutoCloseable {
                 JsonFramer framer = new JsonFramer(new InputStreamReader(Channels.newInputStream(channel), StandardCharsets.UTF_8));
                 JsonFramer.Frame f;
                 while (!dead && (f = framer.next()) != null) {
-                    send(handle(f));
+                    busy = true;
+                    try {
+                        send(handle(f));
+                    } finally {
+                        busy = false;
+                    }
                 }
             } catch (IOException e) {
                 log.debug("QMP {}: client gone: {}", address, e.getMessage());
