@@ -15,6 +15,7 @@ import java.io.OutputStream;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.StandardProtocolFamily;
+import java.net.StandardSocketOptions;
 import java.net.UnixDomainSocketAddress;
 import java.nio.channels.Channels;
 import java.nio.channels.ServerSocketChannel;
@@ -33,7 +34,7 @@ import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -156,6 +157,11 @@ public final class QmpServer implements AutoCloseable {
         while (!closed) {
             try {
                 SocketChannel ch = server.accept();
+                if (unixPath == null) {
+                    // replies are small lines written one by one: without this, Nagle's algorithm holds each reply that
+                    // follows another until the client's delayed ACK (~40 ms on Linux)
+                    ch.setOption(StandardSocketOptions.TCP_NODELAY, true);
+                }
                 Session s = new Session(ch);
                 sessions.add(s);
                 firstClient.countDown();
@@ -187,16 +193,14 @@ public final class QmpServer implements AutoCloseable {
     }
 
     /**
-     * Waits up to {@code millis} until every connection wrote what it owes: the events queued so far,
-     * and the reply of each command already read, including a command still running (a {@code quit}
-     * whose caller tears the server down as soon as the command asked for it).
+     * Waits up to {@code millis} for every command in progress to reply and for every queued reply and
+     * event to be written (a process that quits calls this first, so that the reply to {@code quit}
+     * goes out).
      */
     public void flush(long millis) {
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(millis);
         for (Session s : sessions) {
-            while (s.unwritten.get() > 0 && !s.dead && System.nanoTime() < deadline) {
-                LockSupport.parkNanos(100_000);
-            }
+            s.awaitWritten(deadline);
         }
     }
 
@@ -225,8 +229,11 @@ public final class QmpServer implements AutoCloseable {
     private final class Session {
         private final SocketChannel channel;
         private final BlockingQueue<String> outbox = new ArrayBlockingQueue<>(OUTBOX);
-        /** Lines owed to the client and not written yet: queued ones, and the reply of a command being run. */
-        final AtomicInteger unwritten = new AtomicInteger();
+        /** Lines queued, and lines the writer has written: the outbox is empty before its last line is on the wire. */
+        private final AtomicLong queued = new AtomicLong();
+        private volatile long written;
+        /** A command is being handled: its reply is not queued yet. */
+        private volatile boolean busy;
         volatile boolean negotiated;
         volatile boolean dead;
 
@@ -235,18 +242,23 @@ public final class QmpServer implements AutoCloseable {
         }
 
         void send(String line) {
-            unwritten.incrementAndGet();
-            queue(line);
+            if (dead) {
+                return;
+            }
+            queued.incrementAndGet();
+            if (!outbox.offer(line)) {
+                log.warn("QMP {}: a client does not read its replies and events; disconnecting it", address);
+                close();
+            }
         }
 
-        /** Queues a line already counted in {@link #unwritten}. */
-        private void queue(String line) {
-            if (dead || !outbox.offer(line)) {
-                unwritten.decrementAndGet();
-                if (!dead) {
-                    log.warn("QMP {}: a client does not read its replies and events; disconnecting it", address);
-                    close();
-                }
+        /**
+         * Waits until no command is in progress and every line queued is written, the session died, or
+         * {@code deadline} ({@link System#nanoTime()}) passed.
+         */
+        void awaitWritten(long deadline) {
+            while ((busy || written < queued.get()) && !dead && System.nanoTime() - deadline < 0) {
+                LockSupport.parkNanos(50_000);
             }
         }
 
@@ -257,24 +269,18 @@ public final class QmpServer implements AutoCloseable {
                 JsonFramer framer = new JsonFramer(new InputStreamReader(Channels.newInputStream(channel), StandardCharsets.UTF_8));
                 JsonFramer.Frame f;
                 while (!dead && (f = framer.next()) != null) {
-                    unwritten.incrementAndGet(); // the reply is owed from now on
-                    String reply;
+                    busy = true;
                     try {
-                        reply = handle(f);
-                    } catch (RuntimeException | Error e) {
-                        unwritten.decrementAndGet();
-                        throw e;
+                        send(handle(f));
+                    } finally {
+                        busy = false;
                     }
-                    queue(reply);
                 }
             } catch (IOException e) {
                 log.debug("QMP {}: client gone: {}", address, e.getMessage());
             } finally {
                 // let queued replies go out, then hang up
-                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(2);
-                while (!outbox.isEmpty() && !dead && System.nanoTime() < deadline) {
-                    Thread.onSpinWait();
-                }
+                awaitWritten(System.nanoTime() + TimeUnit.SECONDS.toNanos(2));
                 close();
                 writer.interrupt();
             }
@@ -286,7 +292,7 @@ public final class QmpServer implements AutoCloseable {
                     String line = outbox.take();
                     out.write((line + "\r\n").getBytes(StandardCharsets.UTF_8));
                     out.flush();
-                    unwritten.decrementAndGet();
+                    written++;
                 }
             } catch (IOException | InterruptedException e) {
                 close();

@@ -306,6 +306,63 @@ class QmpServerTest {
         assertThatThrownBy(() -> QmpServer.start(monitor, "pipe:/x")).hasMessageContaining("unsupported address 'pipe:/x'");
     }
 
+    /** Found by fuzzing: the session hung up once its outbox was empty, before the writer had written the line it took. */
+    @Test
+    void aClientThatEndsItsInputGetsTheGreetingAndEveryReplyBeforeTheHangUp() throws IOException {
+        for (int i = 0; i < 40; i++) {
+            try (Raw r = new Raw()) {
+                r.s.shutdownOutput();
+                assertThat(r.read()).as("greeting to a client that sent nothing, round %d", i).isNotNull();
+                assertThat(r.read()).as("then the hang-up").isNull();
+            }
+            try (Raw r = new Raw()) {
+                r.out.write("{\"execute\": \"qmp_capabilities\"}{\"execute\": \"query-name\"}".getBytes(StandardCharsets.UTF_8));
+                r.s.shutdownOutput();
+                assertThat(r.read().has("QMP")).as("greeting, round %d", i).isTrue();
+                assertThat(r.read().has("return")).as("capabilities, round %d", i).isTrue();
+                assertThat(r.read()).as("last reply, round %d", i).isNotNull();
+                assertThat(r.read()).as("then the hang-up").isNull();
+            }
+        }
+    }
+
+    /**
+     * A process that quits flushes its monitors and closes them from another thread as soon as the
+     * command asks (as {@code modemu run} does): the reply to {@code quit}, queued only once the command
+     * returns, must still go out first.
+     */
+    @Test
+    void theReplyToQuitGoesOutBeforeTheProcessClosesItsMonitors() throws Exception {
+        QmpServer[] own = new QmpServer[1];
+        Monitor m = new Monitor(machine, List.of(), List.of(), reason -> {
+            Thread.ofPlatform().start(() -> {
+                own[0].flush(5_000);
+                own[0].close();
+            });
+            try {
+                Thread.sleep(100); // the command is still running when the flush begins
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        });
+        own[0] = QmpServer.start(m, "tcp:127.0.0.1:0,server=on,wait=off");
+        String[] hp = own[0].address().substring(4).split(":");
+        try (Socket s = new Socket(hp[0], Integer.parseInt(hp[1]))) {
+            s.setSoTimeout(10_000);
+            BufferedReader in = new BufferedReader(new InputStreamReader(s.getInputStream(), StandardCharsets.UTF_8));
+            s.getOutputStream().write("{\"execute\":\"qmp_capabilities\"}{\"execute\":\"quit\",\"id\":9}".getBytes(StandardCharsets.UTF_8));
+            assertThat(in.readLine()).contains("QMP");
+            assertThat(JSON.readTree(in.readLine()).has("return")).isTrue();
+            String line = in.readLine();
+            assertThat(line).as("the reply to quit, before the hang-up").isNotNull();
+            JsonNode quit = JSON.readTree(line);
+            assertThat(quit.path("return").isObject()).as("the reply to quit: %s", quit).isTrue();
+            assertThat(quit.path("id").asInt()).isEqualTo(9);
+        } finally {
+            own[0].close();
+        }
+    }
+
     @Test
     void aHugeOrDeeplyNestedInputIsRefusedWithoutKillingTheConnection() throws IOException {
         try (Raw r = new Raw()) {

@@ -38,10 +38,13 @@ import org.slf4j.LoggerFactory;
  * without autostart) and answers RUNNING.
  *
  * <p>The stream is never trusted: every record is checked before use and a failure names its section.
- * On any failure the destination tells the source why (ERROR), discards what it received (device
- * state is not loaded; guest RAM is overwritten in full by the next attempt, whose first pass carries
- * every page) and either ends in {@code failed} or, with {@link IncomingOptions#keepWaiting()}, waits
- * for the next connection. The VM is never started with a partial state.
+ * On any failure the destination tells the source why (ERROR), discards what it received and either
+ * ends in {@code failed} or, with {@link IncomingOptions#keepWaiting()}, waits for the next connection.
+ * Discarding needs no undo: guest RAM is overwritten in full by the next attempt, whose first pass
+ * carries every page; device state is loaded only once the whole stream was read and checked (a
+ * failure before that leaves it untouched), and a failure after it (a device refusing its section, or
+ * the hand-over) leaves state that the next attempt loads over again. The VM is never started with a
+ * partial state: only a COMMIT after a complete load starts it.
  *
  * <p>Thread-safe: {@link #cancel()} and {@link #info()} may be called from any thread.
  */
@@ -178,7 +181,7 @@ public final class IncomingMigration implements Runnable {
             if (config.remoteRam()) {
                 target = main.role(RemoteRamTarget.class).orElse(null);
                 if (target == null) {
-                    throw new Failure("the source writes RAM one-sided, but this end of " + uri + " cannot take one-sided writes");
+                    throw new Failure("configuration mismatch: the source writes RAM one-sided, but this end of " + uri + " cannot take one-sided writes");
                 }
                 token = target.expose(blocks);
                 if (token.length > Wire.MAX_TOKEN) {
@@ -365,7 +368,12 @@ public final class IncomingMigration implements Runnable {
             if (cancelled && !(t instanceof Failure)) {
                 reason = "cancelled (" + reason + ")";
             }
-            log.error("machine '{}': incoming migration failed: {}", machine.name(), reason);
+            if (foreseen(t)) {
+                log.error("machine '{}': incoming migration failed: {}", machine.name(), reason);
+            } else {
+                // no check of the stream caught this one: a bug here, not just a bad stream
+                log.error("machine '{}': incoming migration failed on an unforeseen error: {}", machine.name(), reason, t);
+            }
             p.error(reason);
             if (out != null) {
                 tellSource(out, main, reason, receivers);
@@ -469,6 +477,14 @@ public final class IncomingMigration implements Runnable {
                 throw new SocketTimeoutException("no page data from the source for " + io.toMillis() + " ms on any data channel");
             }
         }
+    }
+
+    /** Whether {@code t} is a failure the destination expects: a bad or cut stream, a refused configuration, a lost or silent peer. */
+    private static boolean foreseen(Throwable t) {
+        if (t instanceof java.util.concurrent.CompletionException && t.getCause() != null) {
+            t = t.getCause();
+        }
+        return t instanceof MigrationStreamException || t instanceof Failure || t instanceof IOException;
     }
 
     private static String describe(Throwable t, String section) {
