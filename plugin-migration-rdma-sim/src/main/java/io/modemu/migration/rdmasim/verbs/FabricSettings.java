@@ -18,11 +18,9 @@ import java.util.Objects;
  * @param maxMessageSize          the largest SEND payload; RDMA WRITE and READ go up to 2 GiB - 1
  * @param deregisterTimeout       how long deregistration waits for a peer's write in progress into the
  *                                region before giving up on it (the peer died in the middle of it)
- * @param dmaEngines              how many copies the adapter runs at once to place the data of one large
- *                                RDMA WRITE or READ (an adapter's DMA engines); completions stay in order
  */
 public record FabricSettings(Path shmDirectory, Duration latency, long bandwidthBytesPerSecond, int maxQueuePairs,
-                             int maxMemoryRegions, int maxSharedFiles, int maxMessageSize, Duration deregisterTimeout, int dmaEngines) {
+                             int maxMemoryRegions, int maxSharedFiles, int maxMessageSize, Duration deregisterTimeout) {
 
     /** The largest RDMA WRITE or READ, as {@code max_msg_sz} on most adapters. */
     public static final long MAX_RDMA_LENGTH = Integer.MAX_VALUE;
@@ -47,52 +45,41 @@ public record FabricSettings(Path shmDirectory, Duration latency, long bandwidth
         if (maxMessageSize < 1) {
             throw new IllegalArgumentException("rdma-sim: maxMessageSize " + maxMessageSize + " must be positive");
         }
-        if (dmaEngines < 1 || dmaEngines > 64) {
-            throw new IllegalArgumentException("rdma-sim: dmaEngines " + dmaEngines + " outside 1..64");
-        }
         if (deregisterTimeout.isNegative()) {
             throw new IllegalArgumentException("rdma-sim: deregisterTimeout " + deregisterTimeout + " is negative");
         }
     }
 
-    /**
-     * {@code /dev/shm} (or the temporary directory where there is none), an ideal link, generous tables,
-     * as many DMA engines as processors (at most 4).
-     */
+    /** {@code /dev/shm} (or the temporary directory where there is none), an ideal link, generous tables. */
     public static FabricSettings defaults() {
         Path shm = Path.of("/dev/shm");
         if (!Files.isDirectory(shm)) {
             shm = Path.of(System.getProperty("java.io.tmpdir"));
         }
-        return new FabricSettings(shm, Duration.ZERO, 0, 256, 1 << 16, 256, 16 << 20, Duration.ofSeconds(5),
-                Math.max(1, Math.min(4, Runtime.getRuntime().availableProcessors())));
+        return new FabricSettings(shm, Duration.ZERO, 0, 256, 1 << 16, 256, 16 << 20, Duration.ofSeconds(5));
     }
 
     public FabricSettings withShmDirectory(Path dir) {
-        return new FabricSettings(dir, latency, bandwidthBytesPerSecond, maxQueuePairs, maxMemoryRegions, maxSharedFiles, maxMessageSize, deregisterTimeout, dmaEngines);
+        return new FabricSettings(dir, latency, bandwidthBytesPerSecond, maxQueuePairs, maxMemoryRegions, maxSharedFiles, maxMessageSize, deregisterTimeout);
     }
 
     public FabricSettings withLatency(Duration l) {
-        return new FabricSettings(shmDirectory, l, bandwidthBytesPerSecond, maxQueuePairs, maxMemoryRegions, maxSharedFiles, maxMessageSize, deregisterTimeout, dmaEngines);
+        return new FabricSettings(shmDirectory, l, bandwidthBytesPerSecond, maxQueuePairs, maxMemoryRegions, maxSharedFiles, maxMessageSize, deregisterTimeout);
     }
 
     public FabricSettings withBandwidth(long bytesPerSecond) {
-        return new FabricSettings(shmDirectory, latency, bytesPerSecond, maxQueuePairs, maxMemoryRegions, maxSharedFiles, maxMessageSize, deregisterTimeout, dmaEngines);
+        return new FabricSettings(shmDirectory, latency, bytesPerSecond, maxQueuePairs, maxMemoryRegions, maxSharedFiles, maxMessageSize, deregisterTimeout);
     }
 
     public FabricSettings withMaxMemoryRegions(int n) {
-        return new FabricSettings(shmDirectory, latency, bandwidthBytesPerSecond, maxQueuePairs, n, maxSharedFiles, maxMessageSize, deregisterTimeout, dmaEngines);
+        return new FabricSettings(shmDirectory, latency, bandwidthBytesPerSecond, maxQueuePairs, n, maxSharedFiles, maxMessageSize, deregisterTimeout);
     }
 
     public FabricSettings withDeregisterTimeout(Duration d) {
-        return new FabricSettings(shmDirectory, latency, bandwidthBytesPerSecond, maxQueuePairs, maxMemoryRegions, maxSharedFiles, maxMessageSize, d, dmaEngines);
+        return new FabricSettings(shmDirectory, latency, bandwidthBytesPerSecond, maxQueuePairs, maxMemoryRegions, maxSharedFiles, maxMessageSize, d);
     }
 
     public FabricSettings withMaxMessageSize(int n) {
-        return new FabricSettings(shmDirectory, latency, bandwidthBytesPerSecond, maxQueuePairs, maxMemoryRegions, maxSharedFiles, n, deregisterTimeout, dmaEngines);
-    }
-
-    public FabricSettings withDmaEngines(int n) {
-        return new FabricSettings(shmDirectory, latency, bandwidthBytesPerSecond, maxQueuePairs, maxMemoryRegions, maxSharedFiles, maxMessageSize, deregisterTimeout, n);
+        return new FabricSettings(shmDirectory, latency, bandwidthBytesPerSecond, maxQueuePairs, maxMemoryRegions, maxSharedFiles, n, deregisterTimeout);
     }
 }

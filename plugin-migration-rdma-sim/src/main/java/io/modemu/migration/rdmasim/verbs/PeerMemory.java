@@ -31,12 +31,7 @@ import java.util.Map;
  * is bounds-checked against the file this process opened, so a lying peer can make a request fail
  * but cannot make this process touch anything else. Only regular files owned by this user are opened.
  *
- * <p>A large request is placed by several copies at once, as an adapter's DMA engines would: the send
- * thread copies one part and {@code dmaEngines - 1} helper threads the others; the request completes
- * when every part is in place, so completions keep their order.
- *
- * <p>Confined to the link's send thread, which closes it when it stops (the helper threads only copy
- * the parts they are given while the send thread waits for them).
+ * <p>Confined to the link's send thread, which closes it when it stops.
  */
 final class PeerMemory implements AutoCloseable {
     private final SharedTable table;
@@ -44,16 +39,11 @@ final class PeerMemory implements AutoCloseable {
     private final String peerName;
     private final UserPrincipal owner;
     private final Map<Integer, OpenFile> files = new HashMap<>();
-    /** Requests at least this long are split between the DMA engines. */
-    static final long PARALLEL_MIN = 256 << 10;
-    private final int dmaEngines;
-    private java.util.concurrent.ExecutorService engines;
 
     private record OpenFile(int generation, FileChannel channel, long size) {
     }
 
-    private PeerMemory(SharedTable table, Arena arena, String peerName, UserPrincipal owner, int dmaEngines) {
-        this.dmaEngines = dmaEngines;
+    private PeerMemory(SharedTable table, Arena arena, String peerName, UserPrincipal owner) {
         this.table = table;
         this.arena = arena;
         this.peerName = peerName;
@@ -65,13 +55,13 @@ final class PeerMemory implements AutoCloseable {
      *
      * @param owner the user whose files may be opened (the owner of this device's own table)
      */
-    static PeerMemory open(Path tableFile, long deviceId, String peerName, UserPrincipal owner, int dmaEngines) throws IOException {
+    static PeerMemory open(Path tableFile, long deviceId, String peerName, UserPrincipal owner) throws IOException {
         if (!Files.isRegularFile(tableFile) || !Files.getOwner(tableFile).equals(owner)) {
             throw new IOException("rdma-sim: peer table " + tableFile + " is not a regular file owned by " + owner.getName());
         }
         Arena arena = Arena.ofShared();
         try {
-            return new PeerMemory(SharedTable.open(tableFile, deviceId, arena), arena, peerName, owner, dmaEngines);
+            return new PeerMemory(SharedTable.open(tableFile, deviceId, arena), arena, peerName, owner);
         } catch (IOException | RuntimeException e) {
             arena.close();
             throw e;
@@ -129,101 +119,23 @@ final class PeerMemory implements AutoCloseable {
             if (e.fileOffset() < 0 || off < 0 || off > file.size() - length) {
                 return where(op, need, rkey, raddr, length) + ": the region's file offset lies outside the file " + peerName + " published";
             }
-            boolean write = need == Access.REMOTE_WRITE;
-            boolean complete = length >= PARALLEL_MIN && dmaEngines > 1 ? place(local, length, file.channel(), off, write)
-                    : copy(local, 0, length, file.channel(), off, write);
-            return complete ? null : where(op, need, rkey, raddr, length) + ": the file behind the region at " + peerName + " ends early";
+            long pos = off;
+            for (MemorySegment s : local) {
+                ByteBuffer b = s.asByteBuffer();
+                while (b.hasRemaining()) {
+                    int n = need == Access.REMOTE_WRITE ? file.channel().write(b, pos) : file.channel().read(b, pos);
+                    if (n < 0) {
+                        return where(op, need, rkey, raddr, length) + ": the file behind the region at " + peerName + " ends early";
+                    }
+                    pos += n;
+                }
+            }
+            return null;
         } catch (IOException | IllegalStateException e) {
             // the file went away, or local memory was freed under the request
             return where(op, need, rkey, raddr, length) + ": " + e;
         } finally {
             table.leave(index);
-        }
-    }
-
-    /**
-     * Copies bytes {@code [from, to)} of the scatter-gather list {@code local} to or from the file at
-     * {@code filePos + from}. Returns false when the file ended first.
-     */
-    private static boolean copy(List<MemorySegment> local, long from, long to, FileChannel ch, long filePos, boolean write) throws IOException {
-        long at = 0;
-        for (MemorySegment s : local) {
-            long end = at + s.byteSize();
-            if (end > from && at < to) {
-                long a = Math.max(from, at);
-                long b = Math.min(to, end);
-                ByteBuffer buf = s.asSlice(a - at, b - a).asByteBuffer();
-                long pos = filePos + a;
-                while (buf.hasRemaining()) {
-                    int n = write ? ch.write(buf, pos) : ch.read(buf, pos);
-                    if (n < 0) {
-                        return false;
-                    }
-                    pos += n;
-                }
-            }
-            at = end;
-            if (at >= to) {
-                break;
-            }
-        }
-        return true;
-    }
-
-    /** Splits one request between the DMA engines (page-aligned parts), copies the first part here and waits for the rest. */
-    private boolean place(List<MemorySegment> local, long length, FileChannel ch, long filePos, boolean write) throws IOException {
-        if (engines == null) {
-            java.util.concurrent.atomic.AtomicInteger n = new java.util.concurrent.atomic.AtomicInteger();
-            engines = java.util.concurrent.Executors.newFixedThreadPool(dmaEngines - 1,
-                    r -> Thread.ofPlatform().daemon().name("rdma-sim dma engine " + n.incrementAndGet() + " to " + peerName).unstarted(r));
-        }
-        long part = ((length + dmaEngines - 1) / dmaEngines + 4095) & ~4095L;
-        List<java.util.concurrent.Future<Boolean>> others = new java.util.ArrayList<>(dmaEngines - 1);
-        for (long from = part; from < length; from += part) {
-            long a = from;
-            long b = Math.min(length, from + part);
-            others.add(engines.submit(() -> copy(local, a, b, ch, filePos, write)));
-        }
-        boolean ok;
-        IOException failure = null;
-        try {
-            ok = copy(local, 0, Math.min(part, length), ch, filePos, write);
-        } catch (IOException e) {
-            ok = false;
-            failure = e;
-        } catch (RuntimeException e) {
-            ok = false;
-            failure = new IOException(e);
-        }
-        // every part must be finished before the request completes (or the region may go): wait for all, even after a failure
-        for (java.util.concurrent.Future<Boolean> f : others) {
-            try {
-                ok &= f.get();
-            } catch (java.util.concurrent.ExecutionException e) {
-                ok = false;
-                if (failure == null) {
-                    failure = e.getCause() instanceof IOException io ? io : new IOException(e.getCause());
-                }
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                ok &= awaitUninterruptibly(f);
-            }
-        }
-        if (failure != null) {
-            throw failure;
-        }
-        return ok;
-    }
-
-    private static boolean awaitUninterruptibly(java.util.concurrent.Future<Boolean> f) {
-        while (true) {
-            try {
-                return f.get();
-            } catch (InterruptedException e) {
-                // keep waiting: the part is being copied
-            } catch (java.util.concurrent.ExecutionException e) {
-                return false;
-            }
         }
     }
 
@@ -259,9 +171,6 @@ final class PeerMemory implements AutoCloseable {
 
     @Override
     public void close() {
-        if (engines != null) {
-            engines.shutdownNow();
-        }
         for (OpenFile f : files.values()) {
             try {
                 f.channel().close();
