@@ -29,6 +29,9 @@ final class BlkRequest implements BlockCompletion {
     final BlkQueue queue;
     final int head;
     final Runnable finishTask = this::finish;
+    /** Parts handed to the backend: the segments of a read or write, else 1. */
+    private int parts;
+    /** Parts not yet completed, counted only when there are several. */
     private final AtomicInteger pending = new AtomicInteger();
     /**
      * A part's failure (0 if none). Written before the part's decrement of {@link #pending} and read
@@ -91,9 +94,12 @@ final class BlkRequest implements BlockCompletion {
             queue.complete(this, VirtioBlk.S_OK);
             return;
         }
-        // the backend hands completions over through a queue (or calls back on this thread), which
-        // orders this store before their decrements: no fence needed here
-        pending.lazySet(parts);
+        this.parts = parts;
+        if (parts > 1) {
+            // the backend hands completions over through a queue (or calls back on this thread), which
+            // orders this store before their decrements: no fence needed here
+            pending.lazySet(parts);
+        }
         int handedOver = 0;
         try {
             switch (kind) {
@@ -121,7 +127,7 @@ final class BlkRequest implements BlockCompletion {
             log.error("{}: {} at sector {} could not be submitted; it fails with EIO", queue.vq.name(), operation(), sector, e);
             error = -Errno.EIO;
             // the parts never handed over will not complete: drop them; they kept pending above zero until now
-            if (pending.addAndGet(-(parts - handedOver)) == 0) {
+            if (parts == 1 ? handedOver == 0 : pending.addAndGet(-(parts - handedOver)) == 0) {
                 finishOnQueue();
             }
         }
@@ -133,7 +139,8 @@ final class BlkRequest implements BlockCompletion {
         if (status < 0) {
             error = status;
         }
-        if (pending.decrementAndGet() == 0) {
+        // one part (the usual request) completes exactly once: no count to keep
+        if (parts == 1 || pending.decrementAndGet() == 0) {
             finishOnQueue();
         }
     }
