@@ -168,7 +168,7 @@ public final class VirtioBlkBench {
             m.onMainLoop(() -> be.setAioContext(io0)).toCompletableFuture().get(10, TimeUnit.SECONDS);
             DirectReader r = new DirectReader(be, m.memory(), BUFFERS, qd, bs);
             r.start();
-            double iops = measure(r::completed);
+            double iops = measure("backend " + drive.replaceFirst(",.*", ""), r::completed);
             r.stop();
             while (r.inFlight() > 0) {
                 Thread.sleep(1);
@@ -189,7 +189,7 @@ public final class VirtioBlkBench {
             RandomReadProgram.Task task = (RandomReadProgram.Task) t;
             m.vmStart().get(10, TimeUnit.SECONDS);
             long s0 = task.steps, z0 = task.sleeps, n0 = task.notifies, e0 = task.emptyPolls, c0 = task.completed();
-            double iops = measure(task::completed);
+            double iops = measure("device " + drive.replaceFirst(",.*", ""), task::completed);
             long dc = task.completed() - c0;
             // diagnostics on standard error: how the guest spent its steps (a healthy run streams with few sleeps)
             System.err.printf("diagnostics: device run: completions=%d guest_steps=%d guest_empty_polls=%d guest_sleeps=%d notifies=%d%n", dc,
@@ -262,14 +262,44 @@ public final class VirtioBlkBench {
         line(prefix + "_one_core_device_cpu_ns_per_io", Math.round(1e9 / device - 1e9 / backend));
     }
 
-    private double measure(java.util.function.LongSupplier completed) throws InterruptedException {
+    /**
+     * Requests per second of wall-clock time over the measured window. Also prints (standard error) the CPU time the IOThread and the vCPU used per request in the window:
+     * what each thread spent, busy or spinning, whatever else ran on the machine.
+     */
+    private double measure(String label, java.util.function.LongSupplier completed) throws InterruptedException {
         Thread.sleep(TimeUnit.SECONDS.toMillis(warmup));
+        long[] threads = {threadId("modemu-io0"), threadId("modemu-vcpu0")};
+        long[] cpu0 = cpuTimes(threads);
         long c0 = completed.getAsLong();
         long t0 = System.nanoTime();
         Thread.sleep(TimeUnit.SECONDS.toMillis(seconds));
         long c1 = completed.getAsLong();
         long t1 = System.nanoTime();
+        long[] cpu1 = cpuTimes(threads);
+        if (c1 > c0) {
+            System.err.printf(Locale.ROOT, "diagnostics: %s: iothread_cpu_ns_per_io=%.0f vcpu_cpu_ns_per_io=%.0f iothread_cpu_share=%.2f%n", label,
+                    (double) (cpu1[0] - cpu0[0]) / (c1 - c0), threads[1] < 0 ? 0.0 : (double) (cpu1[1] - cpu0[1]) / (c1 - c0),
+                    (double) (cpu1[0] - cpu0[0]) / (t1 - t0));
+        }
         return (c1 - c0) * 1e9 / (t1 - t0);
+    }
+
+    private static long threadId(String name) {
+        for (Thread t : Thread.getAllStackTraces().keySet()) {
+            if (t.getName().equals(name)) {
+                return t.threadId();
+            }
+        }
+        return -1;
+    }
+
+    private static long[] cpuTimes(long[] ids) {
+        java.lang.management.ThreadMXBean mx = java.lang.management.ManagementFactory.getThreadMXBean();
+        long[] t = new long[ids.length];
+        for (int i = 0; i < ids.length; i++) {
+            t[i] = ids[i] < 0 ? 0 : mx.getThreadCpuTime(ids[i]);
+        }
+        return t;
     }
 
     /** The stock plugin's contribution, found like the plugin host finds it: through ServiceLoader. */

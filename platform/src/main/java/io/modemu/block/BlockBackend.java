@@ -21,6 +21,11 @@ import org.slf4j.LoggerFactory;
  * in-flight count rises when a request is submitted and falls after its completion callback
  * returned. Drained sections and {@link #setAioContext} run on the main loop only.
  *
+ * <p>Every request is answered exactly once. A host bug while submitting (a node whose size throws,
+ * a driver that throws instead of completing) becomes {@code -EIO} for that request; a driver's second
+ * completion of the same request is logged and ignored. Neither can leak or double-release an
+ * in-flight count, so a drain always ends.
+ *
  * <p>Drained sections. While at least one section is open, new requests are parked and resubmitted
  * when the last section ends; {@link #drainedBegin()} completes once nothing is in flight. The
  * attached device is told through {@link BlockDevOps} so that it stops taking requests.
@@ -40,7 +45,7 @@ public final class BlockBackend {
     private final BlockStats stats = new BlockStats();
     private final AtomicInteger inFlight = new AtomicInteger();
     private final java.util.concurrent.atomic.LongAdder parkedTotal = new java.util.concurrent.atomic.LongAdder();
-    private final ConcurrentLinkedQueue<Runnable> parked = new ConcurrentLinkedQueue<>();
+    private final ConcurrentLinkedQueue<Request> parked = new ConcurrentLinkedQueue<>();
     private final List<CompletableFuture<Void>> drainWaiters = new ArrayList<>();
     private final Runnable resubmitParked = this::resubmitParked;
     private final Runnable checkDrained = this::checkDrained;
@@ -142,26 +147,24 @@ public final class BlockBackend {
 
     /** Reads {@code buffer.byteSize()} bytes at {@code offset} into {@code buffer}. */
     public void read(long offset, MemorySegment buffer, BlockCompletion done) {
-        long len = buffer.byteSize();
-        submit(offset, len, false, done, cb -> node.read(context, offset, buffer, cb), Kind.READ);
+        submit(new Request(Kind.READ, offset, buffer.byteSize(), buffer, done));
     }
 
     /** Writes {@code buffer} at {@code offset}. */
     public void write(long offset, MemorySegment buffer, BlockCompletion done) {
-        long len = buffer.byteSize();
-        submit(offset, len, true, done, cb -> node.write(context, offset, buffer, cb), Kind.WRITE);
+        submit(new Request(Kind.WRITE, offset, buffer.byteSize(), buffer, done));
     }
 
     public void flush(BlockCompletion done) {
-        submit(0, 0, false, done, cb -> node.flush(context, cb), Kind.FLUSH);
+        submit(new Request(Kind.FLUSH, 0, 0, null, done));
     }
 
     public void discard(long offset, long length, BlockCompletion done) {
-        submit(offset, length, true, done, cb -> node.discard(context, offset, length, cb), Kind.DISCARD);
+        submit(new Request(Kind.DISCARD, offset, length, null, done));
     }
 
     public void writeZeroes(long offset, long length, BlockCompletion done) {
-        submit(offset, length, true, done, cb -> node.writeZeroes(context, offset, length, cb), Kind.ZEROES);
+        submit(new Request(Kind.ZEROES, offset, length, null, done));
     }
 
     /** Flush as a stage, from any thread. */
@@ -173,32 +176,123 @@ public final class BlockBackend {
 
     private enum Kind { READ, WRITE, FLUSH, DISCARD, ZEROES }
 
-    private interface Start {
-        void start(BlockCompletion cb);
+    /**
+     * One request from submission to its caller's callback: the driver's completion, and the task
+     * that starts it on the backend's context or finishes it there. One object per request, so the
+     * hot path allocates nothing else. Completion is accepted once: a driver that completes twice, or
+     * completes and then throws, is logged and cannot release the in-flight count twice.
+     */
+    private final class Request implements BlockCompletion, Runnable {
+        private static final java.lang.invoke.VarHandle COMPLETED;
+
+        static {
+            try {
+                COMPLETED = java.lang.invoke.MethodHandles.lookup().findVarHandle(Request.class, "completed", boolean.class);
+            } catch (ReflectiveOperationException e) {
+                throw new ExceptionInInitializerError(e);
+            }
+        }
+
+        final Kind kind;
+        final long offset;
+        final long length;
+        final MemorySegment buffer;
+        final BlockCompletion done;
+        /** Set by the first completion; a later one is a driver bug. */
+        @SuppressWarnings("unused")
+        private volatile boolean completed;
+        /** Whether {@link #run()} finishes (the completion came from another thread) rather than starts. */
+        private boolean finishing;
+        private int status;
+
+        Request(Kind kind, long offset, long length, MemorySegment buffer, BlockCompletion done) {
+            this.kind = kind;
+            this.offset = offset;
+            this.length = length;
+            this.buffer = buffer;
+            this.done = done;
+        }
+
+        /** Starts the request on the node. Backend context; never throws. */
+        void start() {
+            try {
+                AioContext ctx = context;
+                switch (kind) {
+                    case READ -> node.read(ctx, offset, buffer, this);
+                    case WRITE -> node.write(ctx, offset, buffer, this);
+                    case FLUSH -> node.flush(ctx, this);
+                    case DISCARD -> node.discard(ctx, offset, length, this);
+                    case ZEROES -> node.writeZeroes(ctx, offset, length, this);
+                }
+            } catch (Throwable t) {
+                log.error("drive '{}': driver threw instead of completing", id, t);
+                fail();
+            }
+        }
+
+        /** Completes with EIO unless the request already completed. Used after a host bug. */
+        void fail() {
+            if (!completed) {
+                complete(-Errno.EIO);
+            }
+        }
+
+        /** The driver's completion. Any thread; forwarded to the backend's context. */
+        @Override
+        public void complete(int result) {
+            if (!COMPLETED.compareAndSet(this, false, true)) {
+                log.error("drive '{}': driver completed a {} request twice (second status {}), ignored", id, kind, result);
+                return;
+            }
+            status = result;
+            AioContext ctx = context;
+            if (ctx.inThread()) {
+                finish(this);
+            } else {
+                finishing = true;
+                ctx.execute(this);
+            }
+        }
+
+        /** Starts the request, or finishes it after a completion from another thread. Backend context. */
+        @Override
+        public void run() {
+            if (finishing) {
+                finish(this);
+            } else {
+                start();
+            }
+        }
     }
 
-    private void submit(long offset, long length, boolean writes, BlockCompletion done, Start start, Kind kind) {
+    private void submit(Request r) {
         inFlight.incrementAndGet();
         if (quiesceCounter > 0) {
-            parked.add(() -> submit(offset, length, writes, done, start, kind));
+            parked.add(r);
             parkedTotal.increment();
+            // the request counts again when resubmitted: a drain does not wait for parked requests
             release();
             if (quiesceCounter == 0) {
                 context.execute(resubmitParked);
             }
             return;
         }
-        BlockCompletion cb = status -> deliver(done, status, kind, offset, length);
-        int check = check(offset, length, writes);
-        if (check != 0) {
-            cb.complete(check);
-            return;
-        }
-        AioContext ctx = context;
-        if (ctx.inThread()) {
-            startGuarded(start, cb);
-        } else {
-            ctx.execute(() -> startGuarded(start, cb));
+        try {
+            int check = check(r.offset, r.length, r.kind == Kind.WRITE || r.kind == Kind.DISCARD || r.kind == Kind.ZEROES);
+            if (check != 0) {
+                r.complete(check);
+                return;
+            }
+            AioContext ctx = context;
+            if (ctx.inThread()) {
+                r.start();
+            } else {
+                ctx.execute(r);
+            }
+        } catch (Throwable t) {
+            // a host bug (the node's size, a context refusing work): the request fails, it is never lost
+            log.error("drive '{}': submitting a {} request failed", id, r.kind, t);
+            r.fail();
         }
     }
 
@@ -212,51 +306,34 @@ public final class BlockBackend {
         return 0;
     }
 
-    private void startGuarded(Start start, BlockCompletion cb) {
-        try {
-            start.start(cb);
-        } catch (Throwable t) {
-            log.error("drive '{}': driver threw instead of completing", id, t);
-            cb.complete(-Errno.EIO);
-        }
-    }
-
-    private void deliver(BlockCompletion done, int status, Kind kind, long offset, long length) {
-        AioContext ctx = context;
-        if (ctx.inThread()) {
-            finish(done, status, kind, offset, length);
-        } else {
-            ctx.execute(() -> finish(done, status, kind, offset, length));
-        }
-    }
-
-    private void finish(BlockCompletion done, int status, Kind kind, long offset, long length) {
+    private void finish(Request r) {
+        int status = r.status;
         try {
             if (status < 0) {
                 stats.failedOps.increment();
-                switch (kind) {
+                switch (r.kind) {
                     case READ -> stats.failedRd.increment();
                     case WRITE, ZEROES -> stats.failedWr.increment();
                     case FLUSH -> stats.failedFlush.increment();
                     case DISCARD -> stats.failedUnmap.increment();
                 }
             } else {
-                switch (kind) {
+                switch (r.kind) {
                     case READ -> {
                         stats.rdOps.increment();
-                        stats.rdBytes.add(length);
+                        stats.rdBytes.add(r.length);
                     }
                     case WRITE -> {
                         stats.wrOps.increment();
-                        stats.wrBytes.add(length);
-                        stats.wrHighest.accumulate(offset + length);
+                        stats.wrBytes.add(r.length);
+                        stats.wrHighest.accumulate(r.offset + r.length);
                     }
                     case FLUSH -> stats.flushOps.increment();
                     case DISCARD -> stats.discardOps.increment();
                     case ZEROES -> stats.zeroOps.increment();
                 }
             }
-            done.complete(status);
+            r.done.complete(status);
         } catch (Throwable t) {
             log.error("drive '{}': completion callback threw", id, t);
         } finally {
@@ -271,9 +348,9 @@ public final class BlockBackend {
     }
 
     private void resubmitParked() {
-        Runnable r;
+        Request r;
         while (quiesceCounter == 0 && (r = parked.poll()) != null) {
-            r.run();
+            submit(r);
         }
     }
 

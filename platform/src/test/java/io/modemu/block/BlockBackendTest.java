@@ -188,4 +188,97 @@ class BlockBackendTest {
         sched.runUntilIdle(100_000);
         assertThat(be.inFlight()).isZero();
     }
+
+    /** A node with a host bug: its size throws once {@code broken} is set, or its reads complete and then throw, or complete twice. */
+    private static final class BuggyNode implements BlockNode {
+        volatile boolean sizeThrows;
+        volatile boolean completeThenThrow;
+        volatile boolean completeTwice;
+
+        @Override
+        public String describe() {
+            return "buggy";
+        }
+
+        @Override
+        public long size() {
+            if (sizeThrows) {
+                throw new IllegalStateException("size of a node that lost its image");
+            }
+            return 1 << 20;
+        }
+
+        @Override
+        public boolean isReadOnly() {
+            return false;
+        }
+
+        @Override
+        public void read(AioContext ctx, long offset, MemorySegment buffer, BlockCompletion done) {
+            done.complete(0);
+            if (completeTwice) {
+                done.complete(-Errno.EIO);
+            }
+            if (completeThenThrow) {
+                throw new IllegalStateException("threw after completing");
+            }
+        }
+
+        @Override
+        public void write(AioContext ctx, long offset, MemorySegment buffer, BlockCompletion done) {
+            done.complete(0);
+        }
+
+        @Override
+        public void flush(AioContext ctx, BlockCompletion done) {
+            done.complete(0);
+        }
+
+        @Override
+        public void discard(AioContext ctx, long offset, long length, BlockCompletion done) {
+            done.complete(0);
+        }
+
+        @Override
+        public void writeZeroes(AioContext ctx, long offset, long length, BlockCompletion done) {
+            done.complete(0);
+        }
+
+        @Override
+        public void close() {
+        }
+    }
+
+    @Test
+    void aHostBugWhileSubmittingFailsTheRequestWithEioAndLeaksNoInFlightCount() {
+        BuggyNode buggy = new BuggyNode();
+        BlockBackend b = new BlockBackend("d1", buggy, main, false);
+        buggy.sizeThrows = true;
+        List<Integer> done = new ArrayList<>();
+        main.execute(() -> b.read(0, buf, done::add));
+        sched.runUntilIdle(100_000);
+        assertThat(done).containsExactly(-Errno.EIO);
+        assertThat(b.inFlight()).isZero();
+        assertThat(b.stats().failedOps()).isEqualTo(1);
+        assertThat(main.uncaughtErrors()).as("nothing escaped into the loop").isZero();
+        sched.await(main.submitAsync(() -> b.drain().toCompletableFuture()));
+    }
+
+    @Test
+    void aDriverThatCompletesAndThenThrowsOrCompletesTwiceIsCountedOnce() {
+        BuggyNode buggy = new BuggyNode();
+        BlockBackend b = new BlockBackend("d1", buggy, main, false);
+        List<Integer> done = new ArrayList<>();
+        buggy.completeThenThrow = true;
+        main.execute(() -> b.read(0, buf, done::add));
+        sched.runUntilIdle(100_000);
+        buggy.completeThenThrow = false;
+        buggy.completeTwice = true;
+        main.execute(() -> b.read(0, buf, done::add));
+        sched.runUntilIdle(100_000);
+        assertThat(done).containsExactly(0, 0);
+        assertThat(b.inFlight()).isZero();
+        assertThat(b.stats().readOps()).isEqualTo(2);
+        sched.await(main.submitAsync(() -> b.drain().toCompletableFuture()));
+    }
 }

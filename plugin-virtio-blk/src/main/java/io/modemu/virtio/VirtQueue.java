@@ -1,6 +1,7 @@
 package io.modemu.virtio;
 
 import io.modemu.machine.GuestMemory;
+import io.modemu.machine.RamBlock;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.VarHandle;
@@ -22,7 +23,6 @@ import java.nio.ByteOrder;
  */
 public final class VirtQueue {
     private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfInt U32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfLong U64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final VarHandle IDX = ValueLayout.JAVA_SHORT.withOrder(ByteOrder.LITTLE_ENDIAN).varHandle();
 
@@ -197,6 +197,8 @@ public final class VirtQueue {
     private void walk(int head, DescriptorChain chain) throws VirtioProtocolException {
         chain.reset(head);
         MemorySegment table = desc;
+        // where the table starts in {@code table}: 0 for the queue's own, the offset in its RAM block for an indirect one
+        long tableBase = 0;
         int tableSize = size;
         boolean indirect = false;
         int i = head;
@@ -206,7 +208,7 @@ public final class VirtQueue {
                 throw new VirtioProtocolException(name + ": the chain at head " + head + " is longer than the queue size " + size
                         + " (a loop?)");
             }
-            long off = (long) Virtio.DESC_SIZE * i;
+            long off = tableBase + (long) Virtio.DESC_SIZE * i;
             // a descriptor is {le64 addr; le32 len; le16 flags; le16 next}: two loads instead of four
             long addr = table.get(U64, off);
             long rest = table.get(U64, off + 8);
@@ -229,7 +231,10 @@ public final class VirtQueue {
                     throw new VirtioProtocolException(name + ": chain at head " + head + ": indirect table at 0x" + Long.toHexString(addr)
                             + " (" + tableBytes + " bytes) is outside guest RAM");
                 }
-                table = memory.slice(addr, tableBytes);
+                // read it in place in its RAM block: no view to allocate per request
+                RamBlock block = memory.blockFor(addr, tableBytes);
+                table = block.segment();
+                tableBase = addr - block.base();
                 tableSize = (int) Math.min(Integer.MAX_VALUE, tableBytes / Virtio.DESC_SIZE);
                 indirect = true;
                 i = 0;
@@ -302,8 +307,8 @@ public final class VirtQueue {
     /** Adds a used element (not visible to the driver until {@link #flush()}). */
     public void push(int head, int writtenBytes) {
         long off = 4L + 8L * (usedIdx & (size - 1));
-        used.set(U32, off, head);
-        used.set(U32, off + 4, writtenBytes);
+        // {le32 id; le32 len} as one store
+        used.set(U64, off, Integer.toUnsignedLong(head) | (long) writtenBytes << 32);
         usedIdx = (usedIdx + 1) & 0xffff;
     }
 

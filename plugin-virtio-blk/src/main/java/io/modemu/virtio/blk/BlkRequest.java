@@ -2,9 +2,13 @@ package io.modemu.virtio.blk;
 
 import io.modemu.block.BlockBackend;
 import io.modemu.block.BlockCompletion;
+import io.modemu.block.Errno;
 import io.modemu.machine.GuestMemory;
+import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.concurrent.atomic.AtomicInteger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * One virtio-blk request, parsed from its descriptor chain: what to do, where the data lies in guest
@@ -15,6 +19,7 @@ import java.util.concurrent.atomic.AtomicInteger;
  * block backend's callback, on the backend's context, which may be another IOThread.
  */
 final class BlkRequest implements BlockCompletion {
+    private static final Logger log = LoggerFactory.getLogger(BlkRequest.class);
     static final int KIND_IN = 0;
     static final int KIND_OUT = 1;
     static final int KIND_FLUSH = 2;
@@ -24,8 +29,15 @@ final class BlkRequest implements BlockCompletion {
     final BlkQueue queue;
     final int head;
     final Runnable finishTask = this::finish;
+    /** Parts handed to the backend: the segments of a read or write, else 1. */
+    private int parts;
+    /** Parts not yet completed, counted only when there are several. */
     private final AtomicInteger pending = new AtomicInteger();
-    private volatile int error;
+    /**
+     * A part's failure (0 if none). Written before the part's decrement of {@link #pending} and read
+     * after the last one, which orders it: no volatile store per request.
+     */
+    private int error;
 
     /** In flight, parked, or otherwise not yet handed back to the driver. */
     boolean busy;
@@ -68,43 +80,56 @@ final class BlkRequest implements BlockCompletion {
         return n;
     }
 
-    /** Hands the request to the block backend (first time, or a retry after a stop). Queue context. */
+    /**
+     * Hands the request to the block backend (first time, or a retry after a stop). Queue context.
+     * Never throws: a host bug while handing a part over fails the request with EIO once the parts
+     * already handed over are back, so the request is always answered and its count released.
+     */
     void submit() {
         VirtioBlkDevice dev = queue.device;
         BlockBackend backend = dev.backend();
         error = 0;
-        switch (kind) {
-            case KIND_IN, KIND_OUT -> {
-                if (segCount == 0) {
-                    queue.complete(this, VirtioBlk.S_OK);
-                    return;
-                }
-                GuestMemory memory = dev.memory();
-                pending.set(segCount);
-                long offset = sector << VirtioBlk.SECTOR_SHIFT;
-                for (int i = 0; i < segCount; i++) {
-                    long len = Integer.toUnsignedLong(segLen[i]);
-                    if (kind == KIND_IN) {
-                        backend.read(offset, memory.slice(segAddr[i], len), this);
-                    } else {
-                        backend.write(offset, memory.slice(segAddr[i], len), this);
+        int parts = kind == KIND_IN || kind == KIND_OUT ? segCount : 1;
+        if (parts == 0) {
+            queue.complete(this, VirtioBlk.S_OK);
+            return;
+        }
+        this.parts = parts;
+        if (parts > 1) {
+            // the backend hands completions over through a queue (or calls back on this thread), which
+            // orders this store before their decrements: no fence needed here
+            pending.lazySet(parts);
+        }
+        int handedOver = 0;
+        try {
+            switch (kind) {
+                case KIND_IN, KIND_OUT -> {
+                    GuestMemory memory = dev.memory();
+                    long offset = sector << VirtioBlk.SECTOR_SHIFT;
+                    for (; handedOver < segCount; handedOver++) {
+                        long len = Integer.toUnsignedLong(segLen[handedOver]);
+                        MemorySegment buffer = memory.slice(segAddr[handedOver], len);
+                        if (kind == KIND_IN) {
+                            backend.read(offset, buffer, this);
+                        } else {
+                            backend.write(offset, buffer, this);
+                        }
+                        offset += len;
                     }
-                    offset += len;
                 }
+                case KIND_FLUSH -> backend.flush(this);
+                case KIND_DISCARD -> backend.discard(sector << VirtioBlk.SECTOR_SHIFT, bytes, this);
+                case KIND_WRITE_ZEROES -> backend.writeZeroes(sector << VirtioBlk.SECTOR_SHIFT, bytes, this);
+                default -> throw new IllegalStateException("request kind " + kind);
             }
-            case KIND_FLUSH -> {
-                pending.set(1);
-                backend.flush(this);
+        } catch (RuntimeException e) {
+            // a host bug, not the guest's doing (its addresses were checked when the chain was popped)
+            log.error("{}: {} at sector {} could not be submitted; it fails with EIO", queue.vq.name(), operation(), sector, e);
+            error = -Errno.EIO;
+            // the parts never handed over will not complete: drop them; they kept pending above zero until now
+            if (parts == 1 ? handedOver == 0 : pending.addAndGet(-(parts - handedOver)) == 0) {
+                finishOnQueue();
             }
-            case KIND_DISCARD -> {
-                pending.set(1);
-                backend.discard(sector << VirtioBlk.SECTOR_SHIFT, bytes, this);
-            }
-            case KIND_WRITE_ZEROES -> {
-                pending.set(1);
-                backend.writeZeroes(sector << VirtioBlk.SECTOR_SHIFT, bytes, this);
-            }
-            default -> throw new IllegalStateException("request kind " + kind);
         }
     }
 
@@ -114,9 +139,13 @@ final class BlkRequest implements BlockCompletion {
         if (status < 0) {
             error = status;
         }
-        if (pending.decrementAndGet() != 0) {
-            return;
+        // one part (the usual request) completes exactly once: no count to keep
+        if (parts == 1 || pending.decrementAndGet() == 0) {
+            finishOnQueue();
         }
+    }
+
+    private void finishOnQueue() {
         if (queue.context.inThread()) {
             finish();
         } else {

@@ -387,6 +387,15 @@ public final class VirtioBlkDevice implements Device, MmioDevice, VirtioDevice, 
 
     /** A request failed on the host; {@code action} is what the error policy chose. Queue context. */
     void ioError(BlkRequest r, ErrorPolicy action, int error) {
+        try {
+            reportIoError(r, action, error);
+        } catch (RuntimeException e) {
+            // the request is answered (or parked) whatever happens to the report
+            log.error("virtio-blk '{}': reporting a failed {} failed", id, r.operation(), e);
+        }
+    }
+
+    private void reportIoError(BlkRequest r, ErrorPolicy action, int error) {
         Map<String, Object> data = new LinkedHashMap<>();
         data.put("device", backend.id());
         data.put("node-name", backend.id());

@@ -66,31 +66,38 @@ final class FileBlockNode implements BlockNode {
         void run() throws IOException;
     }
 
+    /** Runs {@code io} and returns its status: 0, or a negative errno. Never throws. */
+    private int status(Io io) {
+        try {
+            io.run();
+            return 0;
+        } catch (IOException | RuntimeException e) {
+            return statusOf(e);
+        }
+    }
+
+    private int statusOf(Exception e) {
+        if (e instanceof ClosedChannelException) {
+            return -Errno.EIO;
+        }
+        if (e instanceof IOException) {
+            log.warn("I/O error on {}: {}", path, e.getMessage());
+            return errnoOf((IOException) e);
+        }
+        log.error("unexpected failure on {}", path, e);
+        return -Errno.EIO;
+    }
+
+    /** Runs {@code io} on the worker pool (aio=threads) or right here (aio=inline), then completes. */
     private void perform(Io io, BlockCompletion done) {
-        Runnable r = () -> {
-            int status;
-            try {
-                io.run();
-                status = 0;
-            } catch (ClosedChannelException e) {
-                status = -Errno.EIO;
-            } catch (IOException e) {
-                log.warn("I/O error on {}: {}", path, e.getMessage());
-                status = errnoOf(e);
-            } catch (RuntimeException e) {
-                log.error("unexpected failure on {}", path, e);
-                status = -Errno.EIO;
-            }
-            done.complete(status);
-        };
         if (inline) {
-            r.run();
-        } else {
-            try {
-                POOL.execute(r);
-            } catch (RejectedExecutionException e) {
-                done.complete(-Errno.EIO);
-            }
+            done.complete(status(io));
+            return;
+        }
+        try {
+            POOL.execute(() -> done.complete(status(io)));
+        } catch (RejectedExecutionException e) {
+            done.complete(-Errno.EIO);
         }
     }
 
@@ -104,21 +111,35 @@ final class FileBlockNode implements BlockNode {
 
     @Override
     public void read(AioContext ctx, long offset, MemorySegment buffer, BlockCompletion done) {
-        perform(() -> {
+        if (inline) {
+            // the common case for a page-cached image: no task, no lambda, straight into guest RAM
+            done.complete(readInto(offset, buffer));
+            return;
+        }
+        try {
+            POOL.execute(() -> done.complete(readInto(offset, buffer)));
+        } catch (RejectedExecutionException e) {
+            done.complete(-Errno.EIO);
+        }
+    }
+
+    private int readInto(long offset, MemorySegment buffer) {
+        try {
             ByteBuffer bb = buffer.asByteBuffer();
             long pos = offset;
             while (bb.hasRemaining()) {
                 int n = channel.read(bb, pos);
                 if (n < 0) {
                     // past the end of a file that shrank under us: the rest reads as zeros
-                    while (bb.hasRemaining()) {
-                        bb.put((byte) 0);
-                    }
+                    buffer.asSlice(bb.position()).fill((byte) 0);
                     break;
                 }
                 pos += n;
             }
-        }, done);
+            return 0;
+        } catch (IOException | RuntimeException e) {
+            return statusOf(e);
+        }
     }
 
     @Override
