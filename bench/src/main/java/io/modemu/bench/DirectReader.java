@@ -22,7 +22,7 @@ final class DirectReader {
     private boolean pumping;
     private boolean pumpScheduled;
     private long random = 0x9E37_79B9_7F4A_7C15L;
-    private volatile boolean running = true;
+    private volatile boolean running;
     private volatile long completed;
     private volatile long errors;
     private volatile int inFlight;
@@ -50,11 +50,8 @@ final class DirectReader {
                 errors = errors + 1;
             }
             completed = completed + 1;
-            if (!running) {
-                return;
-            }
             ready[readyCount++] = this;
-            if (!pumping && !pumpScheduled) {
+            if (running && !pumping && !pumpScheduled) {
                 pumpScheduled = true;
                 context.execute(pumpTask);
             }
@@ -73,13 +70,14 @@ final class DirectReader {
         this.readyCount = qd;
     }
 
-    /** Starts the reads. Any thread. */
-    void start() {
+    /** Starts (or resumes) the reads. Any thread. */
+    void resume() {
+        running = true;
         context.execute(pumpTask);
     }
 
-    /** Stops issuing new reads (those in flight complete). Any thread. */
-    void stop() {
+    /** Stops issuing new reads; those in flight complete (see {@link #inFlight()}). Any thread. */
+    void pause() {
         running = false;
     }
 

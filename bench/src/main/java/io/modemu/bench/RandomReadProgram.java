@@ -32,7 +32,8 @@ final class RandomReadProgram implements GuestProgram {
         int bs = (int) options.size("bs", 4096);
         boolean indirect = options.bool("indirect", false);
         long poll = options.durationNanos("poll", 50_000, 1);
-        return new Task(env, qd, bs, indirect, poll);
+        long pollInterval = options.durationNanos("poll-interval", 0, 1);
+        return new Task(env, qd, bs, indirect, poll, pollInterval);
     }
 
     /** The running program; {@link #completed()} may be read from any thread. */
@@ -60,8 +61,11 @@ final class RandomReadProgram implements GuestProgram {
         volatile long notifies;
         volatile long emptyPolls;
 
-        Task(GuestEnvironment env, int qd, int bs, boolean indirect, long pollNanos) {
+        private final long pollIntervalNanos;
+
+        Task(GuestEnvironment env, int qd, int bs, boolean indirect, long pollNanos, long pollIntervalNanos) {
             this.env = env;
+            this.pollIntervalNanos = pollIntervalNanos;
             this.pollNanos = pollNanos;
             this.qd = qd;
             this.bs = bs;
@@ -99,7 +103,7 @@ final class RandomReadProgram implements GuestProgram {
             emptyPolls = emptyPolls + 1;
             if (env.nanoTime() - lastProgress < pollNanos) {
                 // requests are in flight and were completing a moment ago: poll before sleeping on an interrupt
-                return CONTINUE;
+                return pollIntervalNanos == 0 ? CONTINUE : pollIntervalNanos;
             }
             if (driver.queue(0).enableInterrupt()) {
                 return CONTINUE;

@@ -57,6 +57,8 @@ public final class VirtioBlkBench {
         String nullOptions = "";
         String only = "";
         String poll = "50us";
+        String pollInterval = "0";
+        boolean oneCore = true;
         for (String a : args) {
             String[] kv = a.replaceFirst("^--", "").split("=", 2);
             String v = kv.length > 1 ? kv[1] : "";
@@ -70,10 +72,12 @@ public final class VirtioBlkBench {
                 case "null-options" -> nullOptions = v;
                 case "only" -> only = v;
                 case "poll" -> poll = v;
+                case "poll-interval" -> pollInterval = v;
+                case "one-core" -> oneCore = !v.equals("off");
                 default -> throw new IllegalArgumentException("unknown option '" + a + "' (see the class comment of " + VirtioBlkBench.class.getName() + ")");
             }
         }
-        VirtioBlkBench b = new VirtioBlkBench(seconds, warmup, qd, bs, poll, System.out);
+        VirtioBlkBench b = new VirtioBlkBench(seconds, warmup, qd, bs, poll + ",poll-interval=" + pollInterval, System.out);
         b.line("bench", "virtio-blk");
         b.line("qd", qd);
         b.line("bs", bs);
@@ -96,12 +100,15 @@ public final class VirtioBlkBench {
         if (!only.equals("file")) {
             String drive = "driver=null-co,size=1G" + (nullOptions.isEmpty() ? "" : "," + nullOptions);
             b.line("null_drive", drive);
-            double backend = b.backendIops(drive);
-            double device = b.deviceIops(drive);
+            Pair p = b.compare("null", drive);
+            double backend = p.backend();
+            double device = p.device();
             b.line("null_backend_iops", Math.round(backend));
             b.line("null_iops", Math.round(device));
             b.line("null_ratio", String.format(Locale.ROOT, "%.3f", device / backend));
-            b.oneCore("null", drive);
+            if (oneCore) {
+                b.oneCore("null", drive);
+            }
         }
         if (!only.equals("null")) {
             Path file = Files.createTempFile("modemu-bench-", ".img");
@@ -109,12 +116,13 @@ public final class VirtioBlkBench {
                 fill(file, fileMiB << 20);
                 String drive = "driver=file,filename=" + file.toString().replace(",", ",,") + ",aio=" + fileAio;
                 b.line("file_drive", "driver=file,size=" + fileMiB + "M,aio=" + fileAio + " (page-cached)");
-                double backend = b.backendIops(drive);
-                double device = b.deviceIops(drive);
+                Pair p = b.compare("file", drive);
+                double backend = p.backend();
+                double device = p.device();
                 b.line("file_backend_iops", Math.round(backend));
                 b.line("file_iops", Math.round(device));
                 b.line("file_ratio", String.format(Locale.ROOT, "%.3f", device / backend));
-                if (fileAio.equals("inline")) {
+                if (fileAio.equals("inline") && oneCore) {
                     b.oneCore("file", drive);
                 }
             } finally {
@@ -149,56 +157,131 @@ public final class VirtioBlkBench {
         }
     }
 
-    private Machine machine(int vcpus) {
-        return machine(vcpus, new io.modemu.aio.ThreadLoopDriver());
+    private Machine machine(int vcpus, io.modemu.aio.LoopDriver loops) {
+        return machine(vcpus, "io0", loops);
     }
 
-    private Machine machine(int vcpus, io.modemu.aio.LoopDriver loops) {
-        return Machine.builder().ram(RAM).iothread("io0").vcpus(vcpus).loopDriver(loops).contributions(Contributions.builder()
+    private Machine machine(int vcpus, String iothread, io.modemu.aio.LoopDriver loops) {
+        return Machine.builder().ram(RAM).iothread(iothread).vcpus(vcpus).loopDriver(loops).contributions(Contributions.builder()
                 .add(provider(io.modemu.block.BlockDriver.class, "null-co")).add(provider(io.modemu.block.BlockDriver.class, "file"))
                 .add(provider(io.modemu.device.DeviceType.class, "virtio-blk-device")).add(new RandomReadProgram()).build())
                 .build();
     }
 
-    /** IOPS of reads issued straight to the backend, living in an IOThread as under the device. */
-    private double backendIops(String drive) throws Exception {
-        try (Machine m = machine(0)) {
-            BlockBackend be = m.addDrive("d0", Options.parse("-drive", drive, null));
-            AioContext io0 = m.iothread("io0");
-            m.onMainLoop(() -> be.setAioContext(io0)).toCompletableFuture().get(10, TimeUnit.SECONDS);
-            DirectReader r = new DirectReader(be, m.memory(), BUFFERS, qd, bs);
-            r.start();
-            double iops = measure("backend " + drive.replaceFirst(",.*", ""), r::completed);
-            r.stop();
-            while (r.inFlight() > 0) {
-                Thread.sleep(1);
-            }
-            if (r.errors() > 0) {
-                throw new IllegalStateException(r.errors() + " reads failed straight on the backend");
-            }
-            return iops;
+    /** What {@link #compare} measured: IOPS of each path. */
+    private record Pair(double backend, double device) {
+    }
+
+    /** Running totals of one path over its measured windows: completions, wall time, CPU time of its threads. */
+    private static final class Tally {
+        long completions;
+        long nanos;
+        long iothreadCpu;
+        long vcpuCpu;
+
+        void add(long c, long t, long[] cpu0, long[] cpu1) {
+            completions += c;
+            nanos += t;
+            iothreadCpu += cpu1[0] - cpu0[0];
+            vcpuCpu += cpu1[1] - cpu0[1];
+        }
+
+        double iops() {
+            return completions * 1e9 / nanos;
         }
     }
 
-    /** IOPS of reads issued by the guest program through the device. */
-    private double deviceIops(String drive) throws Exception {
-        try (Machine m = machine(1)) {
-            m.addDrive("d0", Options.parse("-drive", drive, null));
-            m.addDevice(Options.parse("-device", "virtio-blk-device,drive=d0,iothread=io0,queue-size=256", "driver"));
-            GuestTask t = m.loadGuest(RandomReadProgram.NAME, Options.parse("-guest", "qd=" + qd + ",bs=" + bs + ",poll=" + poll, null));
-            RandomReadProgram.Task task = (RandomReadProgram.Task) t;
-            m.vmStart().get(10, TimeUnit.SECONDS);
-            long s0 = task.steps, z0 = task.sleeps, n0 = task.notifies, e0 = task.emptyPolls, c0 = task.completed();
-            double iops = measure("device " + drive.replaceFirst(",.*", ""), task::completed);
-            long dc = task.completed() - c0;
-            // diagnostics on standard error: how the guest spent its steps (a healthy run streams with few sleeps)
-            System.err.printf("diagnostics: device run: completions=%d guest_steps=%d guest_empty_polls=%d guest_sleeps=%d notifies=%d%n", dc,
-                    task.steps - s0, task.emptyPolls - e0, task.sleeps - z0, task.notifies - n0);
-            m.vmStop(RunState.PAUSED).get(30, TimeUnit.SECONDS);
+    /**
+     * IOPS of the same random reads issued straight to the block backend (no device, no guest: the
+     * reference) and issued by the guest program through the device, each on a machine of its own with
+     * the drive on an IOThread. The two run by turns, in windows of about half a second (the first
+     * tenth of each window not counted), for {@code seconds} each: both see the same machine, whatever
+     * else it does meanwhile, so the ratio holds even where the absolute figures drift.
+     */
+    private Pair compare(String label, String drive) throws Exception {
+        try (Machine mb = machine(0, "iob", new io.modemu.aio.ThreadLoopDriver());
+                Machine md = machine(1, "iod", new io.modemu.aio.ThreadLoopDriver())) {
+            BlockBackend be = mb.addDrive("d0", Options.parse("-drive", drive, null));
+            mb.onMainLoop(() -> be.setAioContext(mb.iothread("iob"))).toCompletableFuture().get(10, TimeUnit.SECONDS);
+            DirectReader reader = new DirectReader(be, mb.memory(), BUFFERS, qd, bs);
+            md.addDrive("d0", Options.parse("-drive", drive, null));
+            md.addDevice(Options.parse("-device", "virtio-blk-device,drive=d0,iothread=iod,queue-size=256", "driver"));
+            RandomReadProgram.Task task = (RandomReadProgram.Task) md.loadGuest(RandomReadProgram.NAME,
+                    Options.parse("-guest", "qd=" + qd + ",bs=" + bs + ",poll=" + poll, null));
+            long[] backendThreads = {-1, -1};
+            long[] deviceThreads = {-1, -1};
+            Tally backend = new Tally();
+            Tally device = new Tally();
+            long window = 500_000_000L;
+            long settle = 50_000_000L;
+            int windows = (int) Math.max(1, seconds * 1_000_000_000L / (window - settle));
+            int warmups = (int) Math.max(1, warmup * 1_000_000_000L / window / 2);
+            long s0 = 0;
+            long z0 = 0;
+            long e0 = 0;
+            long n0 = 0;
+            for (int w = -warmups; w < windows; w++) {
+                if (w == 0) {
+                    s0 = task.steps;
+                    z0 = task.sleeps;
+                    e0 = task.emptyPolls;
+                    n0 = task.notifies;
+                }
+                // ABBA order: neither path always runs right after the other
+                for (int k = 0; k < 2; k++) {
+                    boolean deviceTurn = (w & 1) == k;
+                    if (deviceTurn) {
+                        md.vmStart().get(30, TimeUnit.SECONDS);
+                        if (deviceThreads[0] < 0) {
+                            deviceThreads = new long[] {threadId("modemu-iod"), threadId("modemu-vcpu0")};
+                        }
+                        runWindow(w >= 0 ? device : null, task::completed, deviceThreads, settle, window);
+                        md.vmStop(RunState.PAUSED).get(30, TimeUnit.SECONDS);
+                    } else {
+                        reader.resume();
+                        if (backendThreads[0] < 0) {
+                            backendThreads = new long[] {threadId("modemu-iob"), -1};
+                        }
+                        runWindow(w >= 0 ? backend : null, reader::completed, backendThreads, settle, window);
+                        reader.pause();
+                        while (reader.inFlight() > 0) {
+                            Thread.sleep(1);
+                        }
+                    }
+                }
+            }
+            if (reader.errors() > 0) {
+                throw new IllegalStateException(reader.errors() + " reads failed straight on the backend");
+            }
             if (task.errors() > 0) {
                 throw new IllegalStateException(task.errors() + " reads failed through the device");
             }
-            return iops;
+            // diagnostics on standard error: CPU each thread spent per request (busy or spinning), and
+            // how the guest spent its steps (a healthy run streams with few sleeps)
+            System.err.printf(Locale.ROOT, "diagnostics: %s backend: iothread_cpu_ns_per_io=%.0f iothread_cpu_share=%.2f%n", label,
+                    (double) backend.iothreadCpu / backend.completions, (double) backend.iothreadCpu / backend.nanos);
+            System.err.printf(Locale.ROOT, "diagnostics: %s device: iothread_cpu_ns_per_io=%.0f vcpu_cpu_ns_per_io=%.0f iothread_cpu_share=%.2f"
+                    + " completions=%d guest_steps=%d guest_empty_polls=%d guest_sleeps=%d notifies=%d%n", label,
+                    (double) device.iothreadCpu / device.completions, (double) device.vcpuCpu / device.completions,
+                    (double) device.iothreadCpu / device.nanos, device.completions, task.steps - s0, task.emptyPolls - e0, task.sleeps - z0,
+                    task.notifies - n0);
+            return new Pair(backend.iops(), device.iops());
+        }
+    }
+
+    /** Lets a path run for {@code window}, counting (into {@code tally}, unless null) after {@code settle}. */
+    private static void runWindow(Tally tally, java.util.function.LongSupplier completed, long[] threads, long settle, long window)
+            throws InterruptedException {
+        Thread.sleep(settle / 1_000_000);
+        long[] cpu0 = cpuTimes(threads);
+        long c0 = completed.getAsLong();
+        long t0 = System.nanoTime();
+        Thread.sleep((window - settle) / 1_000_000);
+        long c1 = completed.getAsLong();
+        long t1 = System.nanoTime();
+        long[] cpu1 = cpuTimes(threads);
+        if (tally != null) {
+            tally.add(c1 - c0, t1 - t0, cpu0, cpu1);
         }
     }
 
@@ -239,7 +322,7 @@ public final class VirtioBlkBench {
             BlockBackend be = m.addDrive("d0", Options.parse("-drive", drive, null));
             loops.await(m.mainLoop().submitAsync(() -> be.setAioContext(m.iothread("io0"))));
             DirectReader r = new DirectReader(be, m.memory(), BUFFERS, qd, bs);
-            r.start();
+            r.resume();
             loops.runFor(TimeUnit.SECONDS.toNanos(warmup));
             java.lang.management.ThreadMXBean cpu = java.lang.management.ManagementFactory.getThreadMXBean();
             long c0 = r.completed();
@@ -247,7 +330,7 @@ public final class VirtioBlkBench {
             loops.runFor(TimeUnit.SECONDS.toNanos(seconds));
             long c1 = r.completed();
             long t1 = cpu.getCurrentThreadCpuTime();
-            r.stop();
+            r.pause();
             return (c1 - c0) * 1e9 / (t1 - t0);
         } finally {
             m.close();
@@ -260,28 +343,6 @@ public final class VirtioBlkBench {
         line(prefix + "_one_core_iops_per_cpu_second", Math.round(device));
         line(prefix + "_one_core_backend_iops_per_cpu_second", Math.round(backend));
         line(prefix + "_one_core_device_cpu_ns_per_io", Math.round(1e9 / device - 1e9 / backend));
-    }
-
-    /**
-     * Requests per second of wall-clock time over the measured window. Also prints (standard error) the CPU time the IOThread and the vCPU used per request in the window:
-     * what each thread spent, busy or spinning, whatever else ran on the machine.
-     */
-    private double measure(String label, java.util.function.LongSupplier completed) throws InterruptedException {
-        Thread.sleep(TimeUnit.SECONDS.toMillis(warmup));
-        long[] threads = {threadId("modemu-io0"), threadId("modemu-vcpu0")};
-        long[] cpu0 = cpuTimes(threads);
-        long c0 = completed.getAsLong();
-        long t0 = System.nanoTime();
-        Thread.sleep(TimeUnit.SECONDS.toMillis(seconds));
-        long c1 = completed.getAsLong();
-        long t1 = System.nanoTime();
-        long[] cpu1 = cpuTimes(threads);
-        if (c1 > c0) {
-            System.err.printf(Locale.ROOT, "diagnostics: %s: iothread_cpu_ns_per_io=%.0f vcpu_cpu_ns_per_io=%.0f iothread_cpu_share=%.2f%n", label,
-                    (double) (cpu1[0] - cpu0[0]) / (c1 - c0), threads[1] < 0 ? 0.0 : (double) (cpu1[1] - cpu0[1]) / (c1 - c0),
-                    (double) (cpu1[0] - cpu0[0]) / (t1 - t0));
-        }
-        return (c1 - c0) * 1e9 / (t1 - t0);
     }
 
     private static long threadId(String name) {

@@ -53,6 +53,9 @@ final class BlkQueue {
     private int epoch;
     private boolean inPass;
     private boolean flushScheduled;
+    /** Requests answered and not yet published, in the order answered: their heads and status bytes. */
+    private final int[] doneHead;
+    private final byte[] doneStatus;
     private int unpublished;
 
     BlkQueue(VirtioBlkDevice device, int index, AioContext context, int maxSize) {
@@ -63,6 +66,8 @@ final class BlkQueue {
         this.vq = new VirtQueue(memory, "virtio-blk '" + device.id() + "' queue " + index, maxSize);
         this.chain = new DescriptorChain(maxSize);
         this.requests = new BlkRequest[maxSize];
+        this.doneHead = new int[maxSize];
+        this.doneStatus = new byte[maxSize];
         for (int i = 0; i < maxSize; i++) {
             requests[i] = new BlkRequest(this, i);
         }
@@ -99,6 +104,9 @@ final class BlkQueue {
             r.busy = false;
         }
         parked.clear();
+        for (int i = 0; i < unpublished; i++) {
+            requests[doneHead[i]].busy = false;
+        }
         device.tracker().release(unpublished);
         unpublished = 0;
         vq.deactivate();
@@ -426,12 +434,15 @@ final class BlkQueue {
         complete(r, status);
     }
 
-    /** Writes the status byte and pushes the used element; published with the next flush. Queue context. */
+    /**
+     * Answers a request with {@code status}: its status byte and used element are written, and
+     * published, with the next flush. Queue context.
+     */
     void complete(BlkRequest r, int status) {
-        memory.writeU8(r.statusAddr, status);
-        vq.push(r.head, r.inLen);
-        r.busy = false;
-        unpublished++;
+        int n = unpublished;
+        doneHead[n] = r.head;
+        doneStatus[n] = (byte) status;
+        unpublished = n + 1;
         if (inPass) {
             if (unpublished >= PUBLISH_BATCH) {
                 flushNow();
@@ -442,13 +453,24 @@ final class BlkQueue {
         }
     }
 
+    /**
+     * Writes the status bytes and used elements of the requests answered since the last flush and
+     * publishes them: the stores to memory the driver is watching happen together, so that waiting
+     * for those cache lines (the driver's CPU holds them) is paid once per batch, not per request.
+     */
     private void flushNow() {
         // a scheduled flush that finds nothing left (a pass published meanwhile) just clears the flag
         flushScheduled = false;
-        if (unpublished == 0) {
+        int n = unpublished;
+        if (n == 0) {
             return;
         }
-        int n = unpublished;
+        for (int i = 0; i < n; i++) {
+            BlkRequest r = requests[doneHead[i]];
+            memory.writeU8(r.statusAddr, doneStatus[i]);
+            vq.push(r.head, r.inLen);
+            r.busy = false;
+        }
         unpublished = 0;
         if (vq.flush()) {
             device.transport().raiseUsedBuffer();

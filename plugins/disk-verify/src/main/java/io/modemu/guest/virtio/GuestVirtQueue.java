@@ -168,18 +168,19 @@ public final class GuestVirtQueue {
      * {@link #setDesc}.
      */
     public int alloc(int n) {
-        int free = numFree();
+        // free head and free count are adjacent 16-bit fields: one load, one store
+        long list = memory.readU32(base + H_FREE_HEAD);
+        int head = (int) (list & 0xffff);
+        int free = (int) (list >>> 16);
         if (n <= 0 || n > free) {
             return -1;
         }
-        int head = memory.readU16(base + H_FREE_HEAD);
         int i = head;
         for (int k = 1; k < n; k++) {
             i = memory.readU16(desc + 16L * i + 14);
         }
         int after = memory.readU16(desc + 16L * i + 14);
-        memory.writeU16(base + H_FREE_HEAD, after);
-        memory.writeU16(base + H_NUM_FREE, free - n);
+        memory.writeU32(base + H_FREE_HEAD, after | (long) (free - n) << 16);
         return head;
     }
 
@@ -198,22 +199,26 @@ public final class GuestVirtQueue {
 
     /** Fills descriptor {@code i} completely, {@code next} included (for hand-made, possibly malformed, chains). */
     public void writeDesc(int i, long addr, int len, int flags, int next) {
-        setDesc(i, addr, len, flags);
-        memory.writeU16(desc + 16L * i + 14, next);
+        long d = desc + 16L * i;
+        // {le64 addr; le32 len; le16 flags; le16 next}: two stores
+        memory.writeU64(d, addr);
+        memory.writeU64(d + 8, Integer.toUnsignedLong(len) | (long) (flags & 0xffff) << 32 | (long) (next & 0xffff) << 48);
     }
 
     /** Returns a chain to the free list, following NEXT flags from {@code head} (at most the queue size). */
     public void free(int head) {
         int n = 1;
         int i = head;
-        while ((memory.readU16(desc + 16L * i + 12) & DESC_F_NEXT) != 0 && n < size) {
-            i = memory.readU16(desc + 16L * i + 14);
+        // flags and next are adjacent 16-bit fields: one load per descriptor
+        long flagsNext;
+        while (((flagsNext = memory.readU32(desc + 16L * i + 12)) & DESC_F_NEXT) != 0 && n < size) {
+            i = (int) (flagsNext >>> 16);
             n++;
         }
-        memory.writeU16(desc + 16L * i + 14, memory.readU16(base + H_FREE_HEAD));
-        memory.writeU16(desc + 16L * i + 12, 0);
-        memory.writeU16(base + H_FREE_HEAD, head);
-        memory.writeU16(base + H_NUM_FREE, memory.readU16(base + H_NUM_FREE) + n);
+        long list = memory.readU32(base + H_FREE_HEAD);
+        // the chain's last descriptor: flags cleared, next = the old free head
+        memory.writeU32(desc + 16L * i + 12, (list & 0xffff) << 16);
+        memory.writeU32(base + H_FREE_HEAD, head | ((list >>> 16) + n) << 16);
     }
 
     // ---- available ring ----
@@ -290,11 +295,10 @@ public final class GuestVirtQueue {
         if (memory.readU16Acquire(used + 2) == last) {
             return -1;
         }
-        long e = used + 4 + 8L * (last & (size - 1));
-        long id = memory.readU32(e);
-        long len = memory.readU32(e + 4);
+        // {le32 id; le32 len} in one load
+        long e = memory.readU64(used + 4 + 8L * (last & (size - 1)));
         memory.writeU16(base + H_LAST_USED, (last + 1) & 0xffff);
-        return id << 32 | len;
+        return e << 32 | e >>> 32;
     }
 
     /**

@@ -316,8 +316,8 @@ public final class VirtioBlkGuest {
             return -1;
         }
         long slot = slots[q] + (long) SLOT * head;
-        memory.writeU32(slot + SLOT_HEADER, Integer.toUnsignedLong(type));
-        memory.writeU32(slot + SLOT_HEADER + 4, 0);
+        // the header {le32 type; le32 reserved; le64 sector} in two stores
+        memory.writeU64(slot + SLOT_HEADER, Integer.toUnsignedLong(type));
         memory.writeU64(slot + SLOT_HEADER + 8, sector);
         memory.writeU8(slot + SLOT_STATUS, S_PENDING);
         memory.writeU64(slot + SLOT_TAG, tag);
@@ -334,12 +334,15 @@ public final class VirtioBlkGuest {
             writeTableDesc(t, k, slot + SLOT_STATUS, 1, GuestVirtQueue.DESC_F_WRITE, 0);
             vq.setDesc(head, t, 16 * (k + 1), GuestVirtQueue.DESC_F_INDIRECT);
         } else {
+            // the chain alloc() linked: each descriptor written whole, its next kept
             int d = head;
-            vq.setDesc(d, slot + SLOT_HEADER, 16, GuestVirtQueue.DESC_F_NEXT);
-            d = vq.next(d);
+            int n = vq.next(d);
+            vq.writeDesc(d, slot + SLOT_HEADER, 16, GuestVirtQueue.DESC_F_NEXT, n);
+            d = n;
             if (dataLen > 0) {
-                vq.setDesc(d, dataGpa, dataLen, dataFlags | GuestVirtQueue.DESC_F_NEXT);
-                d = vq.next(d);
+                n = vq.next(d);
+                vq.writeDesc(d, dataGpa, dataLen, dataFlags | GuestVirtQueue.DESC_F_NEXT, n);
+                d = n;
             }
             vq.setDesc(d, slot + SLOT_STATUS, 1, GuestVirtQueue.DESC_F_WRITE);
         }
@@ -372,9 +375,7 @@ public final class VirtioBlkGuest {
     private void writeTableDesc(long table, int i, long addr, int len, int flags, int next) {
         long d = table + 16L * i;
         memory.writeU64(d, addr);
-        memory.writeU32(d + 8, Integer.toUnsignedLong(len));
-        memory.writeU16(d + 12, flags);
-        memory.writeU16(d + 14, next);
+        memory.writeU64(d + 8, Integer.toUnsignedLong(len) | (long) flags << 32 | (long) next << 48);
     }
 
     /** Publishes queued requests and notifies the device if it asked for it. */
