@@ -23,9 +23,16 @@ import java.util.concurrent.TimeUnit;
  * page-cached raw file; next to the same reads issued straight to the block backend, in the same run.
  * Prints one {@code key=value} line per figure on standard output.
  *
- * <p>Options: {@code --seconds=N} (measured time per run, default 5), {@code --warmup=N} (default 3),
+ * <p>The reference and the device path run by turns in half-second windows (see {@link #compare}), so
+ * that a shared, noisy host weighs on both alike.
+ *
+ * <p>Options: {@code --seconds=N} (measured time per path, default 5), {@code --warmup=N} (default 3),
  * {@code --qd=N} (32), {@code --bs=N} (4096), {@code --file-size=N} (MiB, 256), {@code --file-aio=threads|inline}
- * (inline), {@code --null-options=...} (extra null-co options), {@code --only=null|file}.
+ * (inline), {@code --null-options=...} (extra null-co options), {@code --only=null|file|one-core},
+ * {@code --one-core=off} (skip the one-core figures), and the guest's polling: {@code --poll=D} (how long it
+ * keeps polling after the last completion before it waits for an interrupt, default 50us; 0: interrupts
+ * only, as a Linux guest without poll queues) and {@code --poll-interval=D} (the pause between two polls,
+ * default 5us; 0: poll without pausing).
  */
 public final class VirtioBlkBench {
     private static final long RAM = 64L << 20;
@@ -35,11 +42,12 @@ public final class VirtioBlkBench {
     private final int warmup;
     private final int qd;
     private final int bs;
-    private final String poll;
+    /** The guest program's polling options, as {@code -guest} takes them. */
+    private final String guestPolling;
     private final PrintStream out;
 
-    private VirtioBlkBench(int seconds, int warmup, int qd, int bs, String poll, PrintStream out) {
-        this.poll = poll;
+    private VirtioBlkBench(int seconds, int warmup, int qd, int bs, String guestPolling, PrintStream out) {
+        this.guestPolling = guestPolling;
         this.seconds = seconds;
         this.warmup = warmup;
         this.qd = qd;
@@ -57,7 +65,7 @@ public final class VirtioBlkBench {
         String nullOptions = "";
         String only = "";
         String poll = "50us";
-        String pollInterval = "0";
+        String pollInterval = "5us";
         boolean oneCore = true;
         for (String a : args) {
             String[] kv = a.replaceFirst("^--", "").split("=", 2);
@@ -77,12 +85,13 @@ public final class VirtioBlkBench {
                 default -> throw new IllegalArgumentException("unknown option '" + a + "' (see the class comment of " + VirtioBlkBench.class.getName() + ")");
             }
         }
-        VirtioBlkBench b = new VirtioBlkBench(seconds, warmup, qd, bs, poll + ",poll-interval=" + pollInterval, System.out);
+        VirtioBlkBench b = new VirtioBlkBench(seconds, warmup, qd, bs, "poll=" + poll + ",poll-interval=" + pollInterval, System.out);
         b.line("bench", "virtio-blk");
         b.line("qd", qd);
         b.line("bs", bs);
         b.line("seconds", seconds);
         b.line("guest_poll", poll);
+        b.line("guest_poll_interval", pollInterval);
         b.line("loop_spin", Integer.getInteger("modemu.loop.spin", 2_000));
         b.line("cpus", Runtime.getRuntime().availableProcessors());
         b.line("java", System.getProperty("java.version"));
@@ -207,7 +216,7 @@ public final class VirtioBlkBench {
             md.addDrive("d0", Options.parse("-drive", drive, null));
             md.addDevice(Options.parse("-device", "virtio-blk-device,drive=d0,iothread=iod,queue-size=256", "driver"));
             RandomReadProgram.Task task = (RandomReadProgram.Task) md.loadGuest(RandomReadProgram.NAME,
-                    Options.parse("-guest", "qd=" + qd + ",bs=" + bs + ",poll=" + poll, null));
+                    Options.parse("-guest", "qd=" + qd + ",bs=" + bs + "," + guestPolling, null));
             long[] backendThreads = {-1, -1};
             long[] deviceThreads = {-1, -1};
             Tally backend = new Tally();
