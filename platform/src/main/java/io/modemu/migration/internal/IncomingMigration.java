@@ -343,6 +343,7 @@ public final class IncomingMigration implements Runnable {
                             + in.a + ", b " + in.b + ", c " + in.c + ")");
                 }
             }
+            long commitAt = System.nanoTime();
             if (target != null) {
                 withdraw(target, blocks);
                 target = null;
@@ -358,8 +359,8 @@ public final class IncomingMigration implements Runnable {
                 // the VM runs here now, so the migration is complete; the source, left without an answer, stays stopped
                 log.warn("machine '{}': the VM runs, but the source could not be told: {}", machine.name(), e.getMessage());
             }
-            log.debug("machine '{}': RAM {} us, device state {} us, hand-over and start {} us", machine.name(), (ramDoneAt - activeAt) / 1000,
-                    (loadedAt - ramDoneAt) / 1000, (runningAt[0] - loadedAt) / 1000);
+            log.debug("machine '{}': RAM {} us, device state {} us, hand-over {} us, start {} us", machine.name(), (ramDoneAt - activeAt) / 1000,
+                    (loadedAt - ramDoneAt) / 1000, (commitAt - loadedAt) / 1000, (runningAt[0] - commitAt) / 1000);
             p.status(MigrationStatus.COMPLETED);
             log.info("machine '{}': incoming migration from {} completed; the VM is {}", machine.name(), main.peer(), machine.runState());
             return true;

@@ -180,10 +180,15 @@ public final class OutgoingMigration implements Runnable {
             main.flush();
             returnPath = new ReturnPath(ch, abort);
             returnPath.start();
-            byte[] token = await(returnPath.accepted, io, "accept the configuration");
-            if (remote != null) {
-                remote.open(blocks, token);
+            if (remote != null || dataChannels > 0) {
+                // one-sided writes need the destination's token, data channels its listening side: wait for its answer
+                byte[] token = await(returnPath.accepted, io, "accept the configuration");
+                if (remote != null) {
+                    remote.open(blocks, token);
+                }
             }
+            // otherwise RAM follows the configuration at once, as QEMU's stream does: the destination checks the
+            // configuration before it writes anything into guest RAM, and a mismatch comes back on the return path
             List<StreamOutput> dataOutputs = new ArrayList<>();
             for (int i = 0; i < dataChannels; i++) {
                 StreamOutput o = new StreamOutput(connect(cs), progress.multifdBytes);
@@ -231,10 +236,16 @@ public final class OutgoingMigration implements Runnable {
                 napIfQuick(passStart);
             }
 
+            // the VM is not stopped before the destination took the configuration
+            await(returnPath.accepted, io, "accept the configuration");
+
             // completion: the main loop stops the VM; this thread only waits
             before = machine.runState();
             downtimeStart = System.nanoTime();
             stop = machine.vmStopForceState(RunState.FINISH_MIGRATE);
+            // device state is saved on the main loop as soon as the VM stopped, while this thread sends the last pages
+            CompletableFuture<List<byte[]>> saving = states.isEmpty() ? CompletableFuture.completedFuture(List.of())
+                    : stop.thenApplyAsync(v -> saveStates(states), machine.mainLoop());
             awaitStop(stop);
             long stoppedAt = System.nanoTime();
             abort.check();
@@ -246,7 +257,7 @@ public final class OutgoingMigration implements Runnable {
             progress.remainingPages(ram.pending());
             sendPass(ram, scanner, senders, remote, pass, true);
             main.record(Wire.RAM_DONE, 0, 0, pass, 0);
-            List<byte[]> saved = states.isEmpty() ? List.of() : machine.onMainLoop(() -> saveStates(states));
+            List<byte[]> saved = savedStates(saving);
             for (int i = 0; i < saved.size(); i++) {
                 byte[] b = saved.get(i);
                 main.record(Wire.DEVICE, 0, i + 1, b.length, ((long) states.get(i).stateVersion() << 32) | crc(b));
@@ -418,6 +429,18 @@ public final class OutgoingMigration implements Runnable {
                 throw df;
             }
             throw new IOException("the connection to the destination was lost while waiting for it to " + what + ": " + describe(c), c);
+        }
+    }
+
+    private static List<byte[]> savedStates(CompletableFuture<List<byte[]>> saving) throws InterruptedException {
+        try {
+            return saving.get();
+        } catch (ExecutionException e) {
+            Throwable c = unwrap(e);
+            if (c instanceof RuntimeException r) {
+                throw r;
+            }
+            throw new IllegalStateException("saving device state failed: " + describe(c), c);
         }
     }
 
