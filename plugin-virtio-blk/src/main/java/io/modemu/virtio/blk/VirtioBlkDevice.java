@@ -211,7 +211,12 @@ public final class VirtioBlkDevice implements Device, MmioDevice, VirtioDevice, 
         return slot;
     }
 
-    /** Requests popped and not yet visible in the used ring (nor parked). Any thread. */
+    /**
+     * Requests popped and not yet visible in the used ring (nor parked). Any thread. While a queue
+     * takes a batch of chains, the rest of that batch is counted too (its context reserves them at
+     * once and gives back what it did not take before the pass goes on), so from another thread the
+     * figure may read high for that moment, never low.
+     */
     public int inFlight() {
         return inFlight.get();
     }
