@@ -278,7 +278,8 @@ public final class VirtioBlkDevice implements Device, MmioDevice, VirtioDevice, 
 
     /** Whether {@code bytes} at {@code sector} is a whole number of logical blocks inside the disk. */
     boolean rangeOk(long sector, long bytes) {
-        if (bytes < 0 || bytes % logicalBlockSize != 0 || (sector & sectorMask) != 0) {
+        // logicalBlockSize is a power of two (checked when the device is created): a mask, not a division
+        if (bytes < 0 || (bytes & (logicalBlockSize - 1)) != 0 || (sector & sectorMask) != 0) {
             return false;
         }
         long sectors = bytes >>> VirtioBlk.SECTOR_SHIFT;
