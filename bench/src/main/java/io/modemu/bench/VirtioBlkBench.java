@@ -33,6 +33,10 @@ import java.util.concurrent.TimeUnit;
  * keeps polling after the last completion before it waits for an interrupt, default 50us; 0: interrupts
  * only, as a Linux guest without poll queues) and {@code --poll-interval=D} (the pause between two polls,
  * default 5us; 0: poll without pausing).
+ *
+ * <p>{@code --ab=PROPERTY[=VALUE]} runs an A/B experiment instead (see {@link #abCompare}): the file
+ * (or, with {@code --only=null}, the null) reference next to two device machines, the second created
+ * with a system property set, by turns in the same run.
  */
 public final class VirtioBlkBench {
     private static final long RAM = 64L << 20;
@@ -67,6 +71,7 @@ public final class VirtioBlkBench {
         String poll = "50us";
         String pollInterval = "5us";
         boolean oneCore = true;
+        String ab = "";
         for (String a : args) {
             String[] kv = a.replaceFirst("^--", "").split("=", 2);
             String v = kv.length > 1 ? kv[1] : "";
@@ -82,6 +87,7 @@ public final class VirtioBlkBench {
                 case "poll" -> poll = v;
                 case "poll-interval" -> pollInterval = v;
                 case "one-core" -> oneCore = !v.equals("off");
+                case "ab" -> ab = v;
                 default -> throw new IllegalArgumentException("unknown option '" + a + "' (see the class comment of " + VirtioBlkBench.class.getName() + ")");
             }
         }
@@ -95,6 +101,18 @@ public final class VirtioBlkBench {
         b.line("loop_spin", Integer.getInteger("modemu.loop.spin", 2_000));
         b.line("cpus", Runtime.getRuntime().availableProcessors());
         b.line("java", System.getProperty("java.version"));
+        if (!ab.isEmpty()) {
+            Path file = Files.createTempFile("modemu-bench-", ".img");
+            try {
+                fill(file, fileMiB << 20);
+                String drive = only.equals("null") ? "driver=null-co,size=1G"
+                        : "driver=file,filename=" + file.toString().replace(",", ",,") + ",aio=" + fileAio;
+                b.abCompare(only.equals("null") ? "null" : "file", drive, ab);
+            } finally {
+                Files.deleteIfExists(file);
+            }
+            return;
+        }
         if (only.equals("one-core")) {
             b.oneCore("null", "driver=null-co,size=1G" + (nullOptions.isEmpty() ? "" : "," + nullOptions));
             Path file = Files.createTempFile("modemu-bench-", ".img");
@@ -275,6 +293,97 @@ public final class VirtioBlkBench {
                     (double) device.iothreadCpu / device.nanos, device.completions, task.steps - s0, task.emptyPolls - e0, task.sleeps - z0,
                     task.notifies - n0);
             return new Pair(backend.iops(), device.iops());
+        }
+    }
+
+    /**
+     * {@code --ab=PROPERTY[=VALUE]}: an A/B experiment in one run. The backend reference and two device
+     * machines run by turns in the same windows: A as configured, B with its machine, device and guest
+     * created while system property {@code PROPERTY} is {@code VALUE} (default {@code false}), for
+     * settings read when a loop or a queue is created (for example {@code modemu.loop.yield=0}).
+     * Prints each path's IOPS, A's and B's ratio to the reference, and each IOThread's CPU per request.
+     */
+    private void abCompare(String label, String drive, String property) throws Exception {
+        String[] pv = property.split("=", 2);
+        String prop = pv[0];
+        String bValue = pv.length > 1 ? pv[1] : "false";
+        try (Machine mb = machine(0, "iob", new io.modemu.aio.ThreadLoopDriver());
+                Machine ma = machine(1, "iod", new io.modemu.aio.ThreadLoopDriver());
+                Machine mx = withProperty(prop, bValue, () -> machine(1, "ioe", new io.modemu.aio.ThreadLoopDriver()))) {
+            BlockBackend be = mb.addDrive("d0", Options.parse("-drive", drive, null));
+            mb.onMainLoop(() -> be.setAioContext(mb.iothread("iob"))).toCompletableFuture().get(10, TimeUnit.SECONDS);
+            DirectReader reader = new DirectReader(be, mb.memory(), BUFFERS, qd, bs);
+            Machine[] devs = {ma, mx};
+            String[] iothreads = {"iod", "ioe"};
+            RandomReadProgram.Task[] tasks = new RandomReadProgram.Task[2];
+            for (int i = 0; i < 2; i++) {
+                Machine m = devs[i];
+                String io = iothreads[i];
+                java.util.concurrent.Callable<RandomReadProgram.Task> create = () -> {
+                    m.addDrive("d0", Options.parse("-drive", drive, null));
+                    m.addDevice(Options.parse("-device", "virtio-blk-device,drive=d0,iothread=" + io + ",queue-size=256", "driver"));
+                    return (RandomReadProgram.Task) m.loadGuest(RandomReadProgram.NAME,
+                            Options.parse("-guest", "qd=" + qd + ",bs=" + bs + "," + guestPolling, null));
+                };
+                tasks[i] = i == 0 ? create.call() : withProperty(prop, bValue, create);
+            }
+            Tally[] t = {new Tally(), new Tally(), new Tally()};
+            long[][] threads = {{-1, -1}, {-1, -1}, {-1, -1}};
+            long window = 500_000_000L;
+            long settle = 50_000_000L;
+            int windows = (int) Math.max(1, seconds * 1_000_000_000L / (window - settle));
+            int warmups = (int) Math.max(1, warmup * 1_000_000_000L / window / 3);
+            for (int w = -warmups; w < windows; w++) {
+                // rotating order: no path always runs right after another
+                for (int k = 0; k < 3; k++) {
+                    int path = Math.floorMod(w + k, 3);
+                    Tally tally = w >= 0 ? t[path] : null;
+                    if (path == 0) {
+                        reader.resume();
+                        if (threads[0][0] < 0) {
+                            threads[0] = new long[] {threadId("modemu-iob"), -1};
+                        }
+                        runWindow(tally, reader::completed, threads[0], settle, window);
+                        reader.pause();
+                        while (reader.inFlight() > 0) {
+                            Thread.sleep(1);
+                        }
+                    } else {
+                        Machine md = devs[path - 1];
+                        md.vmStart().get(30, TimeUnit.SECONDS);
+                        if (threads[path][0] < 0) {
+                            threads[path] = new long[] {threadId("modemu-" + iothreads[path - 1]), -1};
+                        }
+                        runWindow(tally, tasks[path - 1]::completed, threads[path], settle, window);
+                        md.vmStop(RunState.PAUSED).get(30, TimeUnit.SECONDS);
+                    }
+                }
+            }
+            line(label + "_ab_b", prop + "=" + bValue);
+            line(label + "_ab_backend_iops", Math.round(t[0].iops()));
+            line(label + "_ab_a_iops", Math.round(t[1].iops()));
+            line(label + "_ab_b_iops", Math.round(t[2].iops()));
+            line(label + "_ab_a_ratio", String.format(Locale.ROOT, "%.3f", t[1].iops() / t[0].iops()));
+            line(label + "_ab_b_ratio", String.format(Locale.ROOT, "%.3f", t[2].iops() / t[0].iops()));
+            String[] names = {"backend", "a", "b"};
+            for (int i = 0; i < 3; i++) {
+                line(label + "_ab_" + names[i] + "_iothread_cpu_ns_per_io", Math.round((double) t[i].iothreadCpu / t[i].completions));
+            }
+        }
+    }
+
+    /** Runs {@code body} with system property {@code prop} set to {@code value}, then restores it. */
+    private static <T> T withProperty(String prop, String value, java.util.concurrent.Callable<T> body) throws Exception {
+        String old = System.getProperty(prop);
+        System.setProperty(prop, value);
+        try {
+            return body.call();
+        } finally {
+            if (old == null) {
+                System.clearProperty(prop);
+            } else {
+                System.setProperty(prop, old);
+            }
         }
     }
 

@@ -11,22 +11,38 @@ import java.util.concurrent.locks.LockSupport;
  * <p>Posting is lock-free (a multi-producer queue plus park/unpark); timers live in a heap that
  * only the loop thread touches. A loop spins briefly before it parks, which keeps the hand-off
  * between a vCPU and an IOThread cheap at high request rates.
+ *
+ * <p>While it spins, a loop yields its processor every {@code yieldEvery} empty polls: on a host
+ * with a spare processor the yield returns at once, but when the machine's threads have fewer
+ * processors than they need (a shared host, or more loops than cores) a spinning loop would
+ * otherwise keep a busy one of the same machine (an IOThread waiting for the vCPU spinning on
+ * its processor, or the reverse) off the processor until the end of its time slice.
  */
 public final class ThreadLoopDriver implements LoopDriver {
     private final int spinIterations;
+    private final int yieldEvery;
 
     public ThreadLoopDriver() {
-        this(Integer.getInteger("modemu.loop.spin", 2_000));
+        this(Integer.getInteger("modemu.loop.spin", 2_000), Integer.getInteger("modemu.loop.yield", 64));
     }
 
     /** @param spinIterations how many empty polls a loop makes before it parks */
     public ThreadLoopDriver(int spinIterations) {
+        this(spinIterations, Integer.getInteger("modemu.loop.yield", 64));
+    }
+
+    /**
+     * @param spinIterations how many empty polls a loop makes before it parks
+     * @param yieldEvery     while spinning, yield the processor after this many empty polls (0: never)
+     */
+    public ThreadLoopDriver(int spinIterations, int yieldEvery) {
         this.spinIterations = spinIterations;
+        this.yieldEvery = Math.max(0, yieldEvery);
     }
 
     @Override
     public LoopExecutor create(String name) {
-        return new ThreadLoop(name, spinIterations);
+        return new ThreadLoop(name, spinIterations, yieldEvery);
     }
 
     private static final class ThreadLoop implements LoopExecutor, Runnable {
@@ -35,12 +51,14 @@ public final class ThreadLoopDriver implements LoopDriver {
         private final AtomicLong timerSeq = new AtomicLong();
         private final Thread thread;
         private final int spin;
+        private final int yieldEvery;
         private volatile boolean sleeping;
         private volatile long tid = -1;
         private volatile boolean stopped;
 
-        ThreadLoop(String name, int spin) {
+        ThreadLoop(String name, int spin, int yieldEvery) {
             this.spin = spin;
+            this.yieldEvery = yieldEvery;
             this.thread = Thread.ofPlatform().name("modemu-" + name).daemon(true).unstarted(this);
             thread.start();
         }
@@ -116,7 +134,12 @@ public final class ThreadLoopDriver implements LoopDriver {
                 }
                 if (idle < spin) {
                     idle++;
-                    Thread.onSpinWait();
+                    if (yieldEvery > 0 && idle % yieldEvery == 0) {
+                        // let a thread waiting for this processor run (see the class comment)
+                        Thread.yield();
+                    } else {
+                        Thread.onSpinWait();
+                    }
                     continue;
                 }
                 sleeping = true;

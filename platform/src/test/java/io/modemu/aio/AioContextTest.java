@@ -49,6 +49,22 @@ class AioContextTest {
     }
 
     @Test
+    void aLoopThatYieldsWhileItSpinsStillRunsTasksFromOtherThreadsAndTimers() throws Exception {
+        // spin long and yield at every empty poll (1), or never (0): the work is served either way
+        for (int yieldEvery : new int[] {1, 0, -5}) {
+            try (AioContext ctx = new AioContext("y" + Math.max(0, yieldEvery), new ThreadLoopDriver(1_000_000, yieldEvery))) {
+                CountDownLatch timer = new CountDownLatch(1);
+                ctx.schedule(2_000_000, timer::countDown);
+                for (int i = 0; i < 1_000; i++) {
+                    int n = i;
+                    assertThat(ctx.submit(() -> n).get(5, TimeUnit.SECONDS)).isEqualTo(n);
+                }
+                assertThat(timer.await(5, TimeUnit.SECONDS)).as("yield every %d: the timer fired", yieldEvery).isTrue();
+            }
+        }
+    }
+
+    @Test
     void eventNotifierSignalsCoalesceAndRunTheHandlerOnTheLoop() {
         DeterministicScheduler s = new DeterministicScheduler(3);
         AioContext ctx = new AioContext("io0", s);

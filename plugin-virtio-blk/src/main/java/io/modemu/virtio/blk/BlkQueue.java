@@ -57,6 +57,8 @@ final class BlkQueue {
     private final int[] doneHead;
     private final byte[] doneStatus;
     private int unpublished;
+    /** In-flight counts {@link #takeBatch} reserved and no request has used yet. */
+    private int reserved;
 
     BlkQueue(VirtioBlkDevice device, int index, AioContext context, int maxSize) {
         this.device = device;
@@ -194,6 +196,12 @@ final class BlkQueue {
         int ready = 0;
         try {
             while (popped < max && !device.transport().isBroken() && vq.pop(chain)) {
+                if (reserved == 0) {
+                    // count the rest of the batch in flight at once (one atomic update, not one per
+                    // request); what is not taken is given back below, so the count never falls short
+                    reserved = max - popped;
+                    device.tracker().acquire(reserved);
+                }
                 popped++;
                 BlkRequest r = take(chain);
                 if (r != null) {
@@ -201,6 +209,10 @@ final class BlkQueue {
                 }
             }
         } finally {
+            if (reserved > 0) {
+                device.tracker().release(reserved);
+                reserved = 0;
+            }
             for (int i = 0; i < ready; i++) {
                 BlkRequest r = batch[i];
                 batch[i] = null;
@@ -216,17 +228,12 @@ final class BlkQueue {
         if (r.busy) {
             throw new VirtioProtocolException(vq.name() + ": descriptor " + c.head() + " was made available again while its request is in flight");
         }
+        // a malformed chain throws here, before anything about its head changed
+        int status = parse(r, c);
+        // counted from here until its answer is published: one of the batch's reserved counts
         r.busy = true;
         r.epoch = epoch;
-        device.tracker().acquire();
-        int status;
-        try {
-            status = parse(r, c);
-        } catch (VirtioProtocolException e) {
-            r.busy = false;
-            device.tracker().release(1);
-            throw e;
-        }
+        reserved--;
         if (status >= 0) {
             complete(r, status);
             return null;

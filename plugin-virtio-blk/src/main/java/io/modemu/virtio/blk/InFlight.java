@@ -20,6 +20,13 @@ final class InFlight {
         count.incrementAndGet();
     }
 
+    /** Counts {@code n} requests at once (a queue reserves a batch's worth, then gives back what it did not take). */
+    void acquire(int n) {
+        if (n > 0) {
+            count.addAndGet(n);
+        }
+    }
+
     void release(int n) {
         if (n > 0 && count.addAndGet(-n) == 0) {
             wake();

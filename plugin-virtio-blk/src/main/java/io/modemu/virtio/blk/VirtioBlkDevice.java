@@ -211,7 +211,12 @@ public final class VirtioBlkDevice implements Device, MmioDevice, VirtioDevice, 
         return slot;
     }
 
-    /** Requests popped and not yet visible in the used ring (nor parked). Any thread. */
+    /**
+     * Requests popped and not yet visible in the used ring (nor parked). Any thread. While a queue
+     * takes a batch of chains, the rest of that batch is counted too (its context reserves them at
+     * once and gives back what it did not take before the pass goes on), so from another thread the
+     * figure may read high for that moment, never low.
+     */
     public int inFlight() {
         return inFlight.get();
     }
@@ -273,7 +278,8 @@ public final class VirtioBlkDevice implements Device, MmioDevice, VirtioDevice, 
 
     /** Whether {@code bytes} at {@code sector} is a whole number of logical blocks inside the disk. */
     boolean rangeOk(long sector, long bytes) {
-        if (bytes < 0 || bytes % logicalBlockSize != 0 || (sector & sectorMask) != 0) {
+        // logicalBlockSize is a power of two (checked when the device is created): a mask, not a division
+        if (bytes < 0 || (bytes & (logicalBlockSize - 1)) != 0 || (sector & sectorMask) != 0) {
             return false;
         }
         long sectors = bytes >>> VirtioBlk.SECTOR_SHIFT;
