@@ -70,6 +70,29 @@ public final class DirtyBitmap {
     }
 
     /**
+     * Whether any of the {@code count} pages from {@code firstPage} is dirty, checked a bitmap word at
+     * a time (a migration destination asks this for every zero record, inside the downtime).
+     */
+    public boolean anyDirty(long firstPage, long count) {
+        if (firstPage < 0 || count < 0 || firstPage > pages - count) {
+            throw new IndexOutOfBoundsException("pages [" + firstPage + ", +" + count + ") of " + pages);
+        }
+        long end = firstPage + count;
+        long p = firstPage;
+        while (p < end) {
+            int w = (int) (p >>> 6);
+            int from = (int) (p & 63);
+            int n = (int) Math.min(64 - from, end - p);
+            long mask = n == 64 ? -1L : ((1L << n) - 1) << from;
+            if (((long) WORDS.getVolatile(words, w) & mask) != 0) {
+                return true;
+            }
+            p += n;
+        }
+        return false;
+    }
+
+    /**
      * Moves the dirty bits into {@code into} (ORed in) and clears them here, atomically per word.
      *
      * @return the number of pages newly harvested
