@@ -59,10 +59,15 @@ public final class DirtyBitmap {
 
     /** Marks every page (the first pass of a migration sends everything). */
     public void markAll() {
-        for (int w = 0; w < words.length; w++) {
-            long bits = w == words.length - 1 && (pages & 63) != 0 ? (1L << (pages & 63)) - 1 : -1L;
-            WORDS.getAndBitwiseOr(words, w, bits);
+        // setting every bit cannot lose a concurrent mark, and a concurrent harvest takes either the old bits
+        // or all of them: plain stores and one fence do (a migration destination runs this inside the downtime,
+        // where an atomic operation per word costs milliseconds before the code is compiled)
+        int full = (pages & 63) == 0 ? words.length : words.length - 1;
+        java.util.Arrays.fill(words, 0, full, -1L);
+        if (full < words.length) {
+            WORDS.getAndBitwiseOr(words, full, (1L << (pages & 63)) - 1);
         }
+        VarHandle.fullFence();
     }
 
     public boolean isDirty(long page) {
