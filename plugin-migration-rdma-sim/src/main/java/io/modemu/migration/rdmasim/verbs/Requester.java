@@ -67,11 +67,16 @@ final class Requester {
                     log.error("{}: executing wr_id {} failed", qp.name(), w.wr.wrId(), e);
                     o = Outcome.failed(WcStatus.LOC_QP_OP_ERR, qp.name() + ": internal error executing wr_id " + w.wr.wrId() + ": " + e);
                 }
+                byte[] frame;
                 qp.lock.lock();
                 try {
-                    finish(w, o);
+                    frame = finish(w, o);
                 } finally {
                     qp.lock.unlock();
+                }
+                if (frame != null) {
+                    // outside the lock: the write may wait for the peer to read
+                    link.sendDirect(frame);
                 }
             }
         } finally {
@@ -164,15 +169,15 @@ final class Requester {
         return new Outcome(WcStatus.REM_ACCESS_ERR, who + ": " + err, null, 0, 0, true);
     }
 
-    /** Lock held. */
-    private void finish(SendWqe w, Outcome o) {
+    /** Lock held. Returns the message frame to put on the wire (after the lock is released), or null. */
+    private byte[] finish(SendWqe w, Outcome o) {
         qp.inFlight = null;
         if (qp.link != link || qp.state != QpState.RTS) {
             if (qp.link == link && qp.state == QpState.ERROR) {
                 qp.completeVictim(w);
                 qp.flushPending();
             }
-            return;
+            return null;
         }
         if (o.status != WcStatus.SUCCESS) {
             // earlier messages still unacknowledged complete first, keeping the queue's order
@@ -186,17 +191,18 @@ final class Requester {
                 link.send(Frame.accessViolation(o.detail));
             }
             qp.toError(WcStatus.WR_FLUSH_ERR, o.detail, true, false);
-            return;
+            return null;
         }
         if (o.frame != null) {
+            // awaited before the frame leaves, so that its acknowledgement always finds it
             w.psn = o.psn;
             qp.awaitingAck.addLast(w);
-            link.send(o.frame);
             long budget = link.params.retryBudgetNanos();
             w.ackTimer = qp.device.schedule(() -> onAckTimeout(w), budget, TimeUnit.NANOSECONDS);
-        } else {
-            qp.completeSend(w, WcStatus.SUCCESS, "", o.visibleAt);
+            return o.frame;
         }
+        qp.completeSend(w, WcStatus.SUCCESS, "", o.visibleAt);
+        return null;
     }
 
     private static void cancelTimer(SendWqe w) {
