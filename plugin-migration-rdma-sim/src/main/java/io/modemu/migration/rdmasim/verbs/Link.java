@@ -82,6 +82,10 @@ final class Link {
         return responder;
     }
 
+    Requester requester() {
+        return requester;
+    }
+
     /** The thread executing the send queue (tests observe it waiting). */
     Thread sendThread() {
         return sendThread;
