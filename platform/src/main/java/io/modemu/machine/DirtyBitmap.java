@@ -59,9 +59,9 @@ public final class DirtyBitmap {
 
     /** Marks every page (the first pass of a migration sends everything). */
     public void markAll() {
-        // plain stores and one fence: every bit ends up set whatever a concurrent mark or harvest does to a
-        // word meanwhile (a harvest that swaps a word first sees it dirty again afterwards), and a loop of atomic
-        // ORs, often still interpreted when a migration's hand-over calls this, costs milliseconds per GiB
+        // setting every bit cannot lose a concurrent mark, and a concurrent harvest takes either the old bits
+        // or all of them: plain stores and one fence do (a migration destination runs this inside the downtime,
+        // where an atomic operation per word costs milliseconds before the code is compiled)
         int full = (pages & 63) == 0 ? words.length : words.length - 1;
         java.util.Arrays.fill(words, 0, full, -1L);
         if (full < words.length) {
@@ -72,6 +72,29 @@ public final class DirtyBitmap {
 
     public boolean isDirty(long page) {
         return ((long) WORDS.getVolatile(words, (int) (page >>> 6)) & (1L << (page & 63))) != 0;
+    }
+
+    /**
+     * Whether any of the {@code count} pages from {@code firstPage} is dirty, checked a bitmap word at
+     * a time (a migration destination asks this for every zero record, inside the downtime).
+     */
+    public boolean anyDirty(long firstPage, long count) {
+        if (firstPage < 0 || count < 0 || firstPage > pages - count) {
+            throw new IndexOutOfBoundsException("pages [" + firstPage + ", +" + count + ") of " + pages);
+        }
+        long end = firstPage + count;
+        long p = firstPage;
+        while (p < end) {
+            int w = (int) (p >>> 6);
+            int from = (int) (p & 63);
+            int n = (int) Math.min(64 - from, end - p);
+            long mask = n == 64 ? -1L : ((1L << n) - 1) << from;
+            if (((long) WORDS.getVolatile(words, w) & mask) != 0) {
+                return true;
+            }
+            p += n;
+        }
+        return false;
     }
 
     /**

@@ -70,4 +70,27 @@ class GuestMemoryTest {
         d.markAll();
         assertThat(d.countDirty()).isEqualTo(256);
     }
+
+    @Test
+    void anyDirtyAnswersForEveryRangeAsThePagesOneByOneWould() {
+        DirtyBitmap d = new DirtyBitmap(300L * DirtyBitmap.PAGE_SIZE);
+        long[] dirty = {0, 63, 64, 130, 191, 299};
+        for (long p : dirty) {
+            d.markPage(p);
+        }
+        for (long first = 0; first < 300; first++) {
+            for (long count = 0; first + count <= 300; count++) {
+                boolean expected = false;
+                for (long p = first; p < first + count; p++) {
+                    expected |= d.isDirty(p);
+                }
+                assertThat(d.anyDirty(first, count)).as("pages [%d, +%d)", first, count).isEqualTo(expected);
+            }
+        }
+        assertThat(d.anyDirty(1, 62)).isFalse();
+        assertThat(d.anyDirty(65, 65)).isFalse();
+        assertThat(d.anyDirty(131, 60)).isFalse();
+        assertThatThrownBy(() -> d.anyDirty(299, 2)).isInstanceOf(IndexOutOfBoundsException.class);
+        assertThatThrownBy(() -> d.anyDirty(-1, 1)).isInstanceOf(IndexOutOfBoundsException.class);
+    }
 }

@@ -361,6 +361,11 @@ public final class OutgoingMigration implements Runnable {
                 remote.flush();
             }
             main.record(Wire.PASS_END, last ? Wire.FLAG_FINAL : 0, 0, pass, main.headerCrc());
+            if (!last) {
+                // the destination applies the pass (and, with one-sided writes, says APPLIED) while this side
+                // syncs the bitmap, instead of after the stop, inside the downtime
+                main.flush();
+            }
         }
     }
 

@@ -63,6 +63,12 @@ final class RamLoader {
         RamBlock b = check(in, Wire.MAX_ZERO_PAGES_PER_RECORD, where);
         MemorySegment ram = b.segment();
         boolean trustBitmap = knownZero[in.a] && (!remoteWrites || pass == 1);
+        if (trustBitmap && !anyDirty(b, in.c / Wire.PAGE, in.b)) {
+            // the whole record is still zero here: nothing to read (the common case of a first pass)
+            progress.zeroPages.add(in.b);
+            pages.add(in.b);
+            return;
+        }
         for (long i = 0; i < in.b; ) {
             long chunk = Math.min(64, in.b - i);
             long off = in.c + i * Wire.PAGE;
@@ -86,12 +92,7 @@ final class RamLoader {
     }
 
     private static boolean anyDirty(RamBlock b, long firstPage, long count) {
-        for (long p = firstPage; p < firstPage + count; p++) {
-            if (b.dirty().isDirty(p)) {
-                return true;
-            }
-        }
-        return false;
+        return b.dirty().anyDirty(firstPage, count);
     }
 
     private RamBlock check(StreamInput in, long maxPages, String where) {

@@ -107,22 +107,35 @@ final class RamExporter implements ControlChannel.Handler {
                 error = "guest RAM is pinned all: no chunk registration";
             } else {
                 RamBlock b = blocks.get(block);
-                for (int chunk = first; chunk < first + count && error.isEmpty(); chunk++) {
-                    MemoryRegion mr = chunks[block][chunk];
-                    if (mr == null) {
-                        long off = (long) chunk << CHUNK_SHIFT;
-                        long len = Math.min(1L << CHUNK_SHIFT, b.size() - off);
-                        try {
-                            mr = channel.protectionDomain().register(b.segment().asSlice(off, len), Access.LOCAL_WRITE, Access.REMOTE_WRITE);
-                            chunks[block][chunk] = mr;
-                            regions.add(mr);
-                            registrations++;
-                        } catch (VerbsException e) {
-                            error = e.getMessage();
-                        }
+                // each run of chunks not registered yet becomes one memory region: the same bytes are exposed as
+                // with a region per chunk, but withdrawing (inside the downtime) deregisters a few regions, not hundreds
+                for (int chunk = first; chunk < first + count && error.isEmpty(); ) {
+                    if (chunks[block][chunk] != null) {
+                        chunk++;
+                        continue;
                     }
-                    if (mr != null) {
-                        keys.putInt(mr.rkey()).putLong(mr.address());
+                    int end = chunk + 1;
+                    while (end < first + count && chunks[block][end] == null) {
+                        end++;
+                    }
+                    long off = (long) chunk << CHUNK_SHIFT;
+                    long len = Math.min((long) end << CHUNK_SHIFT, b.size()) - off;
+                    try {
+                        MemoryRegion mr = channel.protectionDomain().register(b.segment().asSlice(off, len), Access.LOCAL_WRITE, Access.REMOTE_WRITE);
+                        regions.add(mr);
+                        for (int c = chunk; c < end; c++) {
+                            chunks[block][c] = mr;
+                        }
+                        registrations += end - chunk;
+                    } catch (VerbsException e) {
+                        error = e.getMessage();
+                    }
+                    chunk = end;
+                }
+                if (error.isEmpty()) {
+                    long base = b.segment().address();
+                    for (int chunk = first; chunk < first + count; chunk++) {
+                        keys.putInt(chunks[block][chunk].rkey()).putLong(base + ((long) chunk << CHUNK_SHIFT));
                     }
                 }
             }
@@ -136,9 +149,18 @@ final class RamExporter implements ControlChannel.Handler {
         channel.sendControl(ControlChannel.MSG_REGISTERED, reply.array());
     }
 
-    /** Chunks registered on demand so far. */
+    /** Chunks registered on demand so far (a run of chunks asked for together shares one region). */
     synchronized int registrations() {
         return registrations;
+    }
+
+    /** The number of memory regions registered over guest RAM now, and the bytes they expose. */
+    synchronized long[] regionsAndBytes() {
+        long bytes = 0;
+        for (MemoryRegion mr : regions) {
+            bytes += mr.length();
+        }
+        return new long[] {regions.size(), bytes};
     }
 
     /** Deregisters guest RAM: once this returns, no remote write lands in it. Idempotent. */

@@ -157,6 +157,11 @@ public final class RdmaSimConnection implements AutoCloseable {
         return exporter == null ? 0 : exporter.registrations();
     }
 
+    /** Destination: memory regions over guest RAM now, and the bytes they expose. */
+    synchronized long[] ramRegions() {
+        return exporter == null ? new long[2] : exporter.regionsAndBytes();
+    }
+
     /** Fault injection for tests: the link is cut as by a pulled cable. */
     void cutLink() {
         channel.cutLink();

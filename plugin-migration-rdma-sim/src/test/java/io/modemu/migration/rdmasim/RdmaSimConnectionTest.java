@@ -214,6 +214,38 @@ class RdmaSimConnectionTest {
     }
 
     @Test
+    void chunksAskedForTogetherShareOneRegionAndNothingElseIsExposed() throws Exception {
+        Pair p = connect("", WAIT);
+        long size = 260L << 20;
+        MemorySegment s = arena.allocate(size, 4096);
+        Path f = dir.resolve("dest-big");
+        List<RamBlock> dst;
+        try (FileChannel ch = FileChannel.open(f, StandardOpenOption.CREATE_NEW, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+            ch.truncate(size);
+            dst = List.of(new RamBlock("ram0", 0x8000_0000L, ch.map(FileChannel.MapMode.READ_WRITE, 0, size, arena), f));
+        }
+        p.source().openRam(List.of(new RamBlock("ram0", 0x8000_0000L, s, null)), p.destination().exposeRam(dst));
+        s.asSlice(5L << 20, 4096).fill((byte) 7);
+        p.source().writeRam(0, 5L << 20, 4096);
+        p.source().flushRam();
+        // the first write asks for its chunk and the ones after it, 5..259, in one request: one region of exactly those
+        assertThat(p.destination().chunkRegistrations()).isEqualTo(255);
+        assertThat(p.destination().ramRegions()).containsExactly(1, 255L << 20);
+        s.asSlice(2L << 20, 8192).fill((byte) 9);
+        p.source().writeRam(0, 2L << 20, 8192);
+        p.source().flushRam();
+        // chunks 2..4 were asked for next (up to the chunks already registered): a second region; 0 and 1 stay unexposed
+        assertThat(p.destination().chunkRegistrations()).isEqualTo(258);
+        assertThat(p.destination().ramRegions()).containsExactly(2, 258L << 20);
+        assertThat(dst.getFirst().segment().asSlice(2L << 20, 8192).mismatch(s.asSlice(2L << 20, 8192))).isEqualTo(-1);
+        assertThat(dst.getFirst().segment().asSlice(5L << 20, 4096).mismatch(s.asSlice(5L << 20, 4096))).isEqualTo(-1);
+        p.destination().withdrawRam();
+        assertThat(p.destination().ramRegions()).containsExactly(0, 0);
+        p.source().writeRam(0, 6L << 20, 4096);
+        assertThatThrownBy(() -> p.source().flushRam()).isInstanceOf(IOException.class).hasMessageContaining("REM_ACCESS_ERR");
+    }
+
+    @Test
     void afterTheDestinationWithdrewNoWriteLandsAndTheSourceLearnsWhy() throws Exception {
         Pair p = connect(",pin-all=on", WAIT);
         Ram ram = ram(2L << 20);

@@ -5,9 +5,11 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.SocketChannel;
 import java.time.Duration;
+import java.util.ArrayDeque;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
-import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.ReentrantLock;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -39,9 +41,15 @@ final class Link {
     final ConnectionParameters params;
     final long peerPid;
     private final String peerName;
-    private final LinkedBlockingQueue<byte[]> out = new LinkedBlockingQueue<>();
+    /** Frames for the transmit thread, and who writes the socket now; guarded by {@code wire}. */
+    private final ArrayDeque<byte[]> out = new ArrayDeque<>();
+    private final ReentrantLock wire = new ReentrantLock();
+    private final Condition wireWork = wire.newCondition();
+    /** A thread is writing a frame to the socket (the transmit thread, or the send thread directly). */
+    private boolean writing;
+    /** The send thread is writing a frame directly: it must not be interrupted (that would close the socket). */
+    private boolean directWriting;
     private final CompletableFuture<String> downFuture = new CompletableFuture<>();
-    private final Object stateLock = new Object();
     private volatile boolean down;
     private volatile boolean cut;
     private QueuePair qp;
@@ -74,6 +82,10 @@ final class Link {
         return responder;
     }
 
+    Requester requester() {
+        return requester;
+    }
+
     /** The thread executing the send queue (tests observe it waiting). */
     Thread sendThread() {
         return sendThread;
@@ -101,8 +113,58 @@ final class Link {
 
     /** Queues a frame for the peer; dropped once the link is down. Never blocks. */
     void send(byte[] frame) {
-        if (!down) {
-            out.add(frame);
+        wire.lock();
+        try {
+            if (!down) {
+                out.add(frame);
+                wireWork.signal();
+            }
+        } finally {
+            wire.unlock();
+        }
+    }
+
+    /**
+     * The send thread's messages: written to the socket on the calling thread when nothing is queued
+     * and nobody is writing (one thread hand-off less per message: the transmit thread would have to be
+     * woken and scheduled), otherwise queued behind what is. Either way frames leave in the order they
+     * were handed over. May block while the peer's socket buffer is full; never called with the queue
+     * pair's lock held (the receive thread, which must never block, needs it).
+     */
+    void sendDirect(byte[] frame) {
+        wire.lock();
+        try {
+            if (down) {
+                return;
+            }
+            if (writing || !out.isEmpty()) {
+                out.add(frame);
+                wireWork.signal();
+                return;
+            }
+            writing = true;
+            directWriting = true;
+        } finally {
+            wire.unlock();
+        }
+        try {
+            ByteBuffer b = ByteBuffer.wrap(frame);
+            while (b.hasRemaining()) {
+                channel.write(b);
+            }
+        } catch (IOException e) {
+            fault("sending to " + peerName + " failed: " + e.getMessage());
+        } finally {
+            wire.lock();
+            try {
+                writing = false;
+                directWriting = false;
+                if (!out.isEmpty()) {
+                    wireWork.signal();
+                }
+            } finally {
+                wire.unlock();
+            }
         }
     }
 
@@ -111,7 +173,9 @@ final class Link {
      * with the queue pair's lock held.
      */
     void down(String reason, byte[] lastFrame) {
-        synchronized (stateLock) {
+        boolean interrupt;
+        wire.lock();
+        try {
             if (down) {
                 return;
             }
@@ -120,10 +184,17 @@ final class Link {
             }
             down = true;
             out.add(END);
+            wireWork.signal();
+            // a send thread writing a frame directly finds the link down when its write returns
+            interrupt = !directWriting;
+        } finally {
+            wire.unlock();
         }
         downFuture.complete(reason);
         if (sendThread != null) {
-            sendThread.interrupt();
+            if (interrupt) {
+                sendThread.interrupt();
+            }
         } else {
             peerMemory.close();
             closeChannel();
@@ -180,14 +251,33 @@ final class Link {
     private void writeLoop() {
         try {
             while (true) {
-                byte[] f = out.take();
+                byte[] f;
+                wire.lock();
+                try {
+                    while (writing || out.isEmpty()) {
+                        wireWork.await();
+                    }
+                    f = out.pollFirst();
+                    writing = f != END;
+                } finally {
+                    wire.unlock();
+                }
                 if (f == END) {
                     closeChannel();
                     return;
                 }
-                ByteBuffer b = ByteBuffer.wrap(f);
-                while (b.hasRemaining()) {
-                    channel.write(b);
+                try {
+                    ByteBuffer b = ByteBuffer.wrap(f);
+                    while (b.hasRemaining()) {
+                        channel.write(b);
+                    }
+                } finally {
+                    wire.lock();
+                    try {
+                        writing = false;
+                    } finally {
+                        wire.unlock();
+                    }
                 }
             }
         } catch (IOException e) {

@@ -62,6 +62,31 @@ class RdmaWriteTest {
     }
 
     @Test
+    void aSendPostedAfterWritesIsReceivedOnlyOnceTheWritesAreVisible() {
+        // a SEND posted with the queue empty goes out on the posting thread; one posted behind a WRITE that has not
+        // executed yet must wait for it: either way the receive completes with the WRITE's data in place
+        MemoryRegion stamps = pair.a().pd().register(arena.allocate(16 * 8, 64));
+        MemoryRegion in = pair.b().pd().register(arena.allocate(8, 64), Access.LOCAL_WRITE);
+        int slot = 64 << 10;
+        for (int r = 0; r < 200; r++) {
+            int k = r % 16;
+            // the write's source: this round's stamp at the head of a 64 KiB slot
+            src.segment().set(ValueLayout.JAVA_LONG, (long) k * slot, 1_000_000L + r);
+            stamps.segment().set(ValueLayout.JAVA_LONG, k * 8L, r);
+            pair.b().qp().postRecv(ReceiveWorkRequest.of(r, ScatterGatherElement.of(in, 0, 8)));
+            pair.a().qp().postSend(write(2 * r, src, (long) k * slot, slot, target.address() + (long) k * slot, target.rkey()));
+            pair.a().qp().postSend(new SendWorkRequest.Send(2 * r + 1, List.of(ScatterGatherElement.of(stamps, k * 8L, 8)), true));
+            WorkCompletion recv = next(pair.b().cq());
+            assertThat(recv.status()).isEqualTo(WcStatus.SUCCESS);
+            assertThat(in.segment().get(ValueLayout.JAVA_LONG, 0)).isEqualTo(r);
+            assertThat(targetMemory.segment().get(ValueLayout.JAVA_LONG, (long) k * slot)).as("round %d: the WRITE before the SEND is visible", r)
+                    .isEqualTo(1_000_000L + r);
+            assertThat(next(pair.a().cq()).wrId()).isEqualTo(2 * r);
+            assertThat(next(pair.a().cq()).wrId()).isEqualTo(2 * r + 1);
+        }
+    }
+
+    @Test
     void writeGathersSeveralElementsInOrder() {
         List<ScatterGatherElement> sgl = List.of(ScatterGatherElement.of(src, 0, 100), ScatterGatherElement.of(src, 5000, 200),
                 ScatterGatherElement.of(src, 100, 50));
