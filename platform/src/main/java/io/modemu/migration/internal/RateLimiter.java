@@ -42,11 +42,14 @@ final class RateLimiter {
                     return;
                 }
                 long now = System.nanoTime();
-                if (now - periodStart >= PERIOD_NANOS) {
-                    periodStart = now;
-                    used = 0;
-                }
                 long budget = Math.max(1, limit / 10);
+                if (now - periodStart >= PERIOD_NANOS) {
+                    // what a period overspent (one record may hold 1 MiB, more than a period's budget) is paid
+                    // by the next ones; credit never piles up beyond one period
+                    long periods = (now - periodStart) / PERIOD_NANOS;
+                    periodStart += periods * PERIOD_NANOS;
+                    used = periods > used / budget ? 0 : used - budget * periods;
+                }
                 if (used < budget) {
                     used += bytes;
                     return;
