@@ -180,15 +180,10 @@ public final class OutgoingMigration implements Runnable {
             main.flush();
             returnPath = new ReturnPath(ch, abort);
             returnPath.start();
-            if (remote != null || dataChannels > 0) {
-                // one-sided writes need the destination's token, data channels its listening side: wait for its answer
-                byte[] token = await(returnPath.accepted, io, "accept the configuration");
-                if (remote != null) {
-                    remote.open(blocks, token);
-                }
+            byte[] token = await(returnPath.accepted, io, "accept the configuration");
+            if (remote != null) {
+                remote.open(blocks, token);
             }
-            // otherwise RAM follows the configuration at once, as QEMU's stream does: the destination checks the
-            // configuration before it writes anything into guest RAM, and a mismatch comes back on the return path
             List<StreamOutput> dataOutputs = new ArrayList<>();
             for (int i = 0; i < dataChannels; i++) {
                 StreamOutput o = new StreamOutput(connect(cs), progress.multifdBytes);
@@ -235,9 +230,6 @@ public final class OutgoingMigration implements Runnable {
                 }
                 napIfQuick(passStart);
             }
-
-            // the VM is not stopped before the destination took the configuration
-            await(returnPath.accepted, io, "accept the configuration");
 
             // completion: the main loop stops the VM; this thread only waits
             before = machine.runState();

@@ -194,11 +194,7 @@ public abstract class MigrationScenarios {
             MigrationInfo info = finish();
             assertThat(info.status()).isEqualTo(MigrationStatus.FAILED);
             assertThat(info.errorDesc()).isNotBlank();
-            // RAM follows the configuration without waiting for the destination's answer (as QEMU's stream does),
-            // so the cut may be seen while sending the configuration or the first pages
-            assertThat(src.migrationStatuses()).first().isEqualTo("setup");
-            assertThat(src.migrationStatuses()).last().isEqualTo("failed");
-            assertThat(src.migrationStatuses()).isSubsetOf("setup", "active", "failed");
+            assertThat(src.migrationStatuses()).containsExactly("setup", "failed");
             assertSourceIntact(info);
         }
     }
