@@ -23,12 +23,12 @@ public final class ThreadLoopDriver implements LoopDriver {
     private final int yieldEvery;
 
     public ThreadLoopDriver() {
-        this(Integer.getInteger("modemu.loop.spin", 2_000), Integer.getInteger("modemu.loop.yield", 64));
+        this(Integer.getInteger("modemu.loop.spin", 2_000), defaultYieldEvery());
     }
 
     /** @param spinIterations how many empty polls a loop makes before it parks */
     public ThreadLoopDriver(int spinIterations) {
-        this(spinIterations, Integer.getInteger("modemu.loop.yield", 64));
+        this(spinIterations, defaultYieldEvery());
     }
 
     /**
@@ -38,6 +38,11 @@ public final class ThreadLoopDriver implements LoopDriver {
     public ThreadLoopDriver(int spinIterations, int yieldEvery) {
         this.spinIterations = spinIterations;
         this.yieldEvery = Math.max(0, yieldEvery);
+    }
+
+    /** {@code -Dmodemu.loop.yield}, read when a driver is made (a benchmark's A/B run sets it in between). */
+    private static int defaultYieldEvery() {
+        return Integer.getInteger("modemu.loop.yield", 64);
     }
 
     @Override

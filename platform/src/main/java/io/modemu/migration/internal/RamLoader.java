@@ -63,7 +63,7 @@ final class RamLoader {
         RamBlock b = check(in, Wire.MAX_ZERO_PAGES_PER_RECORD, where);
         MemorySegment ram = b.segment();
         boolean trustBitmap = knownZero[in.a] && (!remoteWrites || pass == 1);
-        if (trustBitmap && !anyDirty(b, in.c / Wire.PAGE, in.b)) {
+        if (trustBitmap && !b.dirty().anyDirty(in.c / Wire.PAGE, in.b)) {
             // the whole record is still zero here: nothing to read (the common case of a first pass)
             progress.zeroPages.add(in.b);
             pages.add(in.b);
@@ -72,7 +72,7 @@ final class RamLoader {
         for (long i = 0; i < in.b; ) {
             long chunk = Math.min(64, in.b - i);
             long off = in.c + i * Wire.PAGE;
-            if (trustBitmap && !anyDirty(b, off / Wire.PAGE, chunk)) {
+            if (trustBitmap && !b.dirty().anyDirty(off / Wire.PAGE, chunk)) {
                 i += chunk;
                 continue;
             }
@@ -89,10 +89,6 @@ final class RamLoader {
         }
         progress.zeroPages.add(in.b);
         pages.add(in.b);
-    }
-
-    private static boolean anyDirty(RamBlock b, long firstPage, long count) {
-        return b.dirty().anyDirty(firstPage, count);
     }
 
     private RamBlock check(StreamInput in, long maxPages, String where) {

@@ -61,13 +61,7 @@ final class Requester {
                 } finally {
                     qp.lock.unlock();
                 }
-                Outcome o;
-                try {
-                    o = execute(w);
-                } catch (RuntimeException | Error e) {
-                    log.error("{}: executing wr_id {} failed", qp.name(), w.wr.wrId(), e);
-                    o = Outcome.failed(WcStatus.LOC_QP_OP_ERR, qp.name() + ": internal error executing wr_id " + w.wr.wrId() + ": " + e);
-                }
+                Outcome o = executeGuarded(w);
                 byte[] frame;
                 qp.lock.lock();
                 try {
@@ -92,13 +86,7 @@ final class Requester {
      * was executed already, so the order is the queue's.
      */
     void executeInline(SendWqe w) {
-        Outcome o;
-        try {
-            o = execute(w);
-        } catch (RuntimeException | Error e) {
-            log.error("{}: executing wr_id {} failed", qp.name(), w.wr.wrId(), e);
-            o = Outcome.failed(WcStatus.LOC_QP_OP_ERR, qp.name() + ": internal error executing wr_id " + w.wr.wrId() + ": " + e);
-        }
+        Outcome o = executeGuarded(w);
         byte[] frame;
         qp.lock.lock();
         try {
@@ -110,6 +98,16 @@ final class Requester {
         }
         if (frame != null) {
             link.sendDirect(frame);
+        }
+    }
+
+    /** {@link #execute}, with a host bug turned into a local QP operation error on that request. */
+    private Outcome executeGuarded(SendWqe w) {
+        try {
+            return execute(w);
+        } catch (RuntimeException | Error e) {
+            log.error("{}: executing wr_id {} failed", qp.name(), w.wr.wrId(), e);
+            return Outcome.failed(WcStatus.LOC_QP_OP_ERR, qp.name() + ": internal error executing wr_id " + w.wr.wrId() + ": " + e);
         }
     }
 
