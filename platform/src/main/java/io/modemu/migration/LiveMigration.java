@@ -37,6 +37,8 @@ public final class LiveMigration implements AutoCloseable {
 
     public LiveMigration(Machine machine) {
         this.machine = machine;
+        // the first migration's set-up should not pay for the engine's one-time initialisation
+        io.modemu.migration.internal.EngineWarmup.startOnce();
     }
 
     public Machine machine() {

@@ -152,10 +152,12 @@ public final class IncomingMigration implements Runnable {
             Duration io = Duration.ofMillis(parameters.ioTimeoutMs());
             StreamInput in = new StreamInput(main, p.transferred, io);
             out = new StreamOutput(main, new LongAdder());
+            long acceptedAt = System.nanoTime();
             long[] session = header(in, Wire.KIND_MAIN);
 
             section = "configuration";
             in.next();
+            long configAt = System.nanoTime();
             if (in.type != Wire.CONFIG || in.flags != 0) {
                 throw new MigrationStreamException("section 'configuration': expected a CONFIG record first, got " + Wire.typeName(in.type));
             }
@@ -167,6 +169,7 @@ public final class IncomingMigration implements Runnable {
                 throw new MigrationStreamException("section 'configuration': checksum mismatch (the stream is corrupt)");
             }
             MachineConfig config = MachineConfig.decode(cfgBytes);
+            long decodedAt = System.nanoTime();
             List<Migratable> states = machine.states();
             Map<String, Migratable> byName = new LinkedHashMap<>();
             for (Migratable m : states) {
@@ -177,6 +180,7 @@ public final class IncomingMigration implements Runnable {
             if (!problems.isEmpty()) {
                 throw new Failure("configuration mismatch: " + String.join("; ", problems));
             }
+            long checkedAt = System.nanoTime();
             byte[] token = new byte[0];
             if (config.remoteRam()) {
                 target = main.role(RemoteRamTarget.class).orElse(null);
@@ -191,6 +195,9 @@ public final class IncomingMigration implements Runnable {
             out.record(Wire.ACCEPT, 0, 0, token.length, 0);
             out.bytes(token);
             out.flush();
+            log.debug("machine '{}': set-up: header and configuration arrived {} us after the connection, decoded in {} us, checked in {} us, "
+                    + "accepted {} us later", machine.name(), (configAt - acceptedAt) / 1000, (decodedAt - configAt) / 1000, (checkedAt - decodedAt) / 1000,
+                    (System.nanoTime() - checkedAt) / 1000);
 
             RamLoader loader = new RamLoader(blocks, p, config.remoteRam());
             Phaser barrier = new Phaser(config.dataChannels());

@@ -163,7 +163,9 @@ public final class OutgoingMigration implements Runnable {
             status(MigrationStatus.SETUP);
             ChannelSettings cs = new ChannelSettings(Duration.ofMillis(initial.ioTimeoutMs()), Duration.ofMillis(initial.ioTimeoutMs()));
             Duration io = cs.ioTimeout();
+            long setupAt = System.nanoTime();
             MigrationChannel ch = connect(cs);
+            long connectedAt = System.nanoTime();
             RemoteRamWriter remote = ch.role(RemoteRamWriter.class).orElse(null);
             int dataChannels = multifd && remote == null ? initial.multifdChannels() : 0;
             List<Migratable> states = machine.states();
@@ -178,12 +180,16 @@ public final class OutgoingMigration implements Runnable {
             main.record(Wire.CONFIG, 0, 0, cfg.length, crc(cfg));
             main.bytes(cfg);
             main.flush();
+            long configSentAt = System.nanoTime();
             returnPath = new ReturnPath(ch, abort);
             returnPath.start();
             byte[] token = await(returnPath.accepted, io, "accept the configuration");
+            long acceptedAt = System.nanoTime();
             if (remote != null) {
                 remote.open(blocks, token);
             }
+            log.debug("machine '{}': set-up: connected in {} us, configuration sent {} us later, accepted {} us later, ready {} us later", machine.name(),
+                    (connectedAt - setupAt) / 1000, (configSentAt - connectedAt) / 1000, (acceptedAt - configSentAt) / 1000, (System.nanoTime() - acceptedAt) / 1000);
             List<StreamOutput> dataOutputs = new ArrayList<>();
             for (int i = 0; i < dataChannels; i++) {
                 StreamOutput o = new StreamOutput(connect(cs), progress.multifdBytes);

@@ -430,10 +430,14 @@ final class ControlChannel implements AutoCloseable {
         }
     }
 
-    /** Posts an RDMA WRITE; its completion goes to the {@link WriteListener}. */
-    void postWrite(long id, ScatterGatherElement local, long remoteAddress, int rkey) throws IOException {
+    /**
+     * Posts an RDMA WRITE. A signaled write's completion goes to the {@link WriteListener}; an
+     * unsignaled one reports only a failure (its success is implied by the next signaled write's, since
+     * a queue pair completes in order).
+     */
+    void postWrite(long id, ScatterGatherElement local, long remoteAddress, int rkey, boolean signaled) throws IOException {
         try {
-            qp.postSend(new SendWorkRequest.RdmaWrite(KIND_WRITE | id, List.of(local), remoteAddress, rkey, true));
+            qp.postSend(new SendWorkRequest.RdmaWrite(KIND_WRITE | id, List.of(local), remoteAddress, rkey, signaled));
         } catch (VerbsException e) {
             throw new IOException("rdma-sim: writing to " + peer + " failed: " + e.getMessage(), e);
         }

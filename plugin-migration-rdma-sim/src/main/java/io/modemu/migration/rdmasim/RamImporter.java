@@ -35,6 +35,12 @@ final class RamImporter implements ControlChannel.Handler, ControlChannel.WriteL
      * batched: a sequential pass sends one per {@code BATCH / 2} chunks, ahead of the writes.
      */
     static final int BATCH = 256;
+    /**
+     * One write in this many is signaled: a queue pair completes in order, so one completion stands for
+     * the writes before it, and the poller and the migration thread wake once per this many writes
+     * instead of once per write (selective signaling, as RDMA applications do).
+     */
+    static final int SIGNAL_EVERY = 16;
     /** An RDMA WRITE stays below 2 GiB; pin-all runs are split at 1 GiB. */
     private static final long MAX_WRITE = 1L << 30;
 
@@ -50,9 +56,14 @@ final class RamImporter implements ControlChannel.Handler, ControlChannel.WriteL
     private long[][] addresses;
     private boolean[][] asked;
     private String refused;
-    private int outstanding;
+    /** Writes posted, and writes known to have landed (every write up to the last signaled completion). */
     private long posted;
     private long completed;
+    /** The last write's target, for the empty write that {@link #flush()} may post. */
+    private long lastRemoteAddress;
+    private int lastRkey;
+    private MemoryRegion lastLocal;
+    private boolean lastSignaled = true;
     private IOException failure;
 
     RamImporter(ControlChannel channel, Duration timeout) {
@@ -126,22 +137,27 @@ final class RamImporter implements ControlChannel.Handler, ControlChannel.WriteL
                 pieceEnd = Math.min(end, (long) (chunk + 1) << token.chunkShift());
                 rkey = chunkKey(blockIndex, chunk);
             }
-            postWrite(ScatterGatherElement.of(mr, at, (int) (pieceEnd - at)), dest.address() + at, rkey);
+            postWrite(ScatterGatherElement.of(mr, at, (int) (pieceEnd - at)), mr, dest.address() + at, rkey);
             at = pieceEnd;
         }
     }
 
-    private void postWrite(ScatterGatherElement sge, long remoteAddress, int rkey) throws IOException {
+    private void postWrite(ScatterGatherElement sge, MemoryRegion mr, long remoteAddress, int rkey) throws IOException {
         long id;
+        boolean signaled;
         lock.lock();
         try {
-            await(() -> outstanding < ControlChannel.WRITE_DEPTH, "a free write slot");
-            outstanding++;
+            await(() -> posted - completed < ControlChannel.WRITE_DEPTH, "a free write slot");
             id = posted++;
+            signaled = posted % SIGNAL_EVERY == 0;
+            lastSignaled = signaled;
+            lastRemoteAddress = remoteAddress;
+            lastRkey = rkey;
+            lastLocal = mr;
         } finally {
             lock.unlock();
         }
-        channel.postWrite(id & 0xffff_ffff_ffffL, sge, remoteAddress, rkey);
+        channel.postWrite(id & 0xffff_ffff_ffffL, sge, remoteAddress, rkey, signaled);
     }
 
     /**
@@ -181,11 +197,33 @@ final class RamImporter implements ControlChannel.Handler, ControlChannel.WriteL
         channel.sendControl(ControlChannel.MSG_REGISTER, ByteBuffer.allocate(12).putInt(block).putInt(first).putInt(n).array());
     }
 
-    /** Waits until every write posted so far landed at the destination. */
+    /**
+     * Waits until every write posted so far landed at the destination. When the last write was not
+     * signaled, an empty signaled write follows it: its completion stands for everything before it.
+     */
     void flush() throws IOException {
+        boolean fence;
         lock.lock();
         try {
-            await(() -> outstanding == 0, "the RAM writes to land");
+            fence = !lastSignaled && posted > completed;
+        } finally {
+            lock.unlock();
+        }
+        if (fence) {
+            long id;
+            lock.lock();
+            try {
+                await(() -> posted - completed < ControlChannel.WRITE_DEPTH, "a free write slot");
+                id = posted++;
+                lastSignaled = true;
+            } finally {
+                lock.unlock();
+            }
+            channel.postWrite(id & 0xffff_ffff_ffffL, ScatterGatherElement.of(lastLocal, 0, 0), lastRemoteAddress, lastRkey, true);
+        }
+        lock.lock();
+        try {
+            await(() -> completed == posted, "the RAM writes to land");
         } finally {
             lock.unlock();
         }
@@ -223,15 +261,24 @@ final class RamImporter implements ControlChannel.Handler, ControlChannel.WriteL
         }
     }
 
-    /** Poller thread: an RDMA WRITE completed. */
+    /** Poller thread: a signaled RDMA WRITE completed, and with it every write posted before it; or a write failed. */
     @Override
     public void completed(WorkCompletion wc) {
         lock.lock();
         try {
-            outstanding--;
-            completed++;
-            if (!wc.isSuccess() && failure == null) {
-                failure = new IOException("rdma-sim: RAM write to " + channel.peer() + " failed: " + wc.status() + ": " + wc.detail());
+            if (!wc.isSuccess()) {
+                if (failure == null) {
+                    failure = new IOException("rdma-sim: RAM write to " + channel.peer() + " failed: " + wc.status() + ": " + wc.detail());
+                }
+            } else {
+                // ids are the posting order (48 bits, as posted); a completion covers every write up to it
+                long through = (posted & ~0xffff_ffff_ffffL | (wc.wrId() & 0xffff_ffff_ffffL)) + 1;
+                if (through > posted) {
+                    through -= 1L << 48;
+                }
+                if (through > completed) {
+                    completed = through;
+                }
             }
             changed.signalAll();
         } finally {

@@ -22,6 +22,11 @@ import org.slf4j.LoggerFactory;
 public final class TcpTransport implements MigrationTransport {
     private static final Logger log = LoggerFactory.getLogger(TcpTransport.class);
 
+    /** Made by the plugin host when it loads the plugin, long before a migration. */
+    public TcpTransport() {
+        TcpWarmup.startOnce(this);
+    }
+
     @Override
     public String scheme() {
         return "tcp";

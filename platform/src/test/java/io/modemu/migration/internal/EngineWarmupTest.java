@@ -1,0 +1,13 @@
+package io.modemu.migration.internal;
+
+import static org.assertj.core.api.Assertions.assertThatCode;
+
+import org.junit.jupiter.api.Test;
+
+class EngineWarmupTest {
+    @Test
+    void theWarmUpStreamIsWrittenAndReadBackByTheEngine() {
+        // fails when the writer and the reader no longer agree on the stream (the warm-up would then stop early, silently)
+        assertThatCode(EngineWarmup::roundTrip).doesNotThrowAnyException();
+    }
+}
