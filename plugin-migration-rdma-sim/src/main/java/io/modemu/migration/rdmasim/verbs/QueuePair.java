@@ -262,7 +262,12 @@ public final class QueuePair implements AutoCloseable {
         if (state == QpState.ERROR || state == QpState.RESET) {
             return;
         }
-        log.info("{} → ERROR: {}", name(), reason);
+        if (orderly) {
+            // a disconnect, as every connection ends: nothing an operator needs to see
+            log.debug("{} → ERROR: {}", name(), reason);
+        } else {
+            log.info("{} → ERROR: {}", name(), reason);
+        }
         setState(QpState.ERROR);
         errorReason = reason;
         nextErrorStatus = firstStatus;
