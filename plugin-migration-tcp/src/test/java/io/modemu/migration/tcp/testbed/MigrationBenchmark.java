@@ -24,7 +24,8 @@ public final class MigrationBenchmark {
         String multifd = System.getProperty("bench.multifd", "0");
         int runs = Integer.getInteger("bench.runs", 3);
         Path work = Files.createTempDirectory("modemu-bench");
-        // the reference: raw loopback TCP from the source process to this one, measured by the source before it migrates
+        // the references: raw loopback TCP from the source process to this one, measured by the source before it migrates, from a
+        // hot 1 MiB buffer (the TCP stack's limit) and through memory the size of the random data (the limit for moving that memory)
         int rawPort = MigrationLauncher.rawSink();
         System.out.println("ram=" + ram);
         System.out.println("random=" + random);
@@ -53,6 +54,11 @@ public final class MigrationBenchmark {
                     System.out.println("run" + run + "_transferred_bytes=" + src.value("transferred-bytes"));
                     System.out.println("run" + run + "_throughput_mbit=" + src.value("throughput-mbit"));
                     System.out.println("run" + run + "_raw_loopback_mbit=" + src.value("raw-mbit"));
+                    String rawRam = src.value("raw-ram-mbit");
+                    if (rawRam != null) {
+                        System.out.println("run" + run + "_raw_loopback_ram_mbit=" + rawRam);
+                        System.out.println(String.format(Locale.ROOT, "run%d_throughput_vs_raw_ram=%.2f", run, mig / Double.parseDouble(rawRam)));
+                    }
                     System.out.println("run" + run + "_source_cpu_ms=" + src.value("cpu-ms"));
                     System.out.println("run" + run + "_destination_cpu_ms=" + dst.value("cpu-ms"));
                     System.out.println(String.format(Locale.ROOT, "run%d_throughput_vs_raw=%.2f", run, mig / raw));

@@ -198,7 +198,13 @@ public final class MigrationLauncher {
             vm.awaitGuestProgress(Long.parseLong(arg("warmup", "300")), Duration.ofSeconds(60));
         }
         if (args.containsKey("raw-port")) {
-            out("raw-mbit", rawThroughputMbit(Integer.parseInt(args.get("raw-port")), size(arg("raw-bytes", "2G"))));
+            int rawPort = Integer.parseInt(args.get("raw-port"));
+            out("raw-mbit", rawThroughputMbit(rawPort, size(arg("raw-bytes", "2G")), 0));
+            // the same amount of memory as the guest's random data, read here and written there, once
+            long span = size(arg("random", "0"));
+            if (span > 0) {
+                out("raw-ram-mbit", rawThroughputMbit(rawPort, span, span));
+            }
         }
         MigrationParameters p = MigrationParameters.defaults().withMaxBandwidth(size(arg("max-bandwidth", "0")))
                 .withDowntimeLimitMs(Long.parseLong(arg("downtime-limit", "300")));
@@ -298,21 +304,39 @@ public final class MigrationLauncher {
     static int rawSink() throws IOException {
         ServerSocketChannel server = ServerSocketChannel.open().bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0));
         Thread.ofPlatform().name("raw-sink").daemon(true).start(() -> {
-            ByteBuffer buf = ByteBuffer.allocateDirect(1 << 20);
+            ByteBuffer small = ByteBuffer.allocateDirect(1 << 20);
+            java.lang.foreign.MemorySegment big = null;
             while (true) {
                 try (SocketChannel s = server.accept()) {
-                    ByteBuffer len = ByteBuffer.allocate(8);
-                    while (len.hasRemaining()) {
-                        s.read(len);
+                    ByteBuffer head = ByteBuffer.allocate(16);
+                    while (head.hasRemaining()) {
+                        if (s.read(head) < 0) {
+                            throw new IOException("raw sink: the sender closed early");
+                        }
                     }
-                    long left = len.flip().getLong();
+                    long left = head.flip().getLong();
+                    long span = head.getLong();
+                    // span 0: into one hot 1 MiB buffer; otherwise walking through memory of that size, as a destination's RAM
+                    if (span > 0 && (big == null || big.byteSize() != span)) {
+                        big = java.lang.foreign.Arena.global().allocate(span, 4096);
+                    }
+                    long at = 0;
                     while (left > 0) {
-                        buf.clear();
+                        ByteBuffer buf;
+                        if (span == 0) {
+                            buf = small.clear();
+                        } else {
+                            if (at == span) {
+                                at = 0;
+                            }
+                            buf = big.asSlice(at, Math.min(1 << 20, span - at)).asByteBuffer();
+                        }
                         int n = s.read(buf);
                         if (n < 0) {
                             break;
                         }
                         left -= n;
+                        at += n;
                     }
                     s.write(ByteBuffer.wrap(new byte[] {1}));
                 } catch (IOException e) {
@@ -323,18 +347,46 @@ public final class MigrationLauncher {
         return ((InetSocketAddress) server.getLocalAddress()).getPort();
     }
 
-    /** Raw loopback TCP: {@code bytes} from a direct buffer to the sink, the best of three runs, in Mbit/s. */
-    private static long rawThroughputMbit(int port, long bytes) throws IOException {
-        ByteBuffer buf = ByteBuffer.allocateDirect(1 << 20);
+    /**
+     * Raw loopback TCP, the best of three runs, in Mbit/s: {@code bytes} from a direct buffer to the sink.
+     * With {@code span} 0 both ends reuse one 1 MiB buffer, which stays in the processor's caches (the
+     * limit of the TCP stack alone); otherwise each end walks through memory of {@code span} bytes, as a
+     * migration reads guest RAM and writes it on the other side (the limit for moving that much memory).
+     */
+    private static long rawThroughputMbit(int port, long bytes, long span) throws IOException {
+        ByteBuffer small = ByteBuffer.allocateDirect(1 << 20);
+        java.lang.foreign.MemorySegment big = null;
+        if (span > 0) {
+            big = java.lang.foreign.Arena.ofAuto().allocate(span, 4096);
+            byte[] chunk = new byte[1 << 20];
+            new java.util.SplittableRandom(7).nextBytes(chunk);
+            for (long off = 0; off < span; off += chunk.length) {
+                java.lang.foreign.MemorySegment.copy(java.lang.foreign.MemorySegment.ofArray(chunk), 0, big, off, Math.min(chunk.length, span - off));
+            }
+        }
         long best = 0;
         for (int run = 0; run < 3; run++) {
             try (SocketChannel s = SocketChannel.open(new InetSocketAddress(InetAddress.getLoopbackAddress(), port))) {
                 s.setOption(StandardSocketOptions.TCP_NODELAY, true);
                 long t0 = System.nanoTime();
-                s.write(ByteBuffer.allocate(8).putLong(0, bytes));
+                ByteBuffer head = ByteBuffer.allocate(16).putLong(bytes).putLong(span).flip();
+                while (head.hasRemaining()) {
+                    s.write(head);
+                }
+                long at = 0;
                 for (long left = bytes; left > 0; ) {
-                    buf.clear().limit((int) Math.min(buf.capacity(), left));
-                    left -= s.write(buf);
+                    ByteBuffer buf;
+                    if (big == null) {
+                        buf = small.clear().limit((int) Math.min(small.capacity(), left));
+                    } else {
+                        if (at == span) {
+                            at = 0;
+                        }
+                        buf = big.asSlice(at, Math.min(Math.min(1 << 20, span - at), left)).asByteBuffer();
+                    }
+                    int n = s.write(buf);
+                    left -= n;
+                    at += n;
                 }
                 s.read(ByteBuffer.allocate(1));
                 long ns = System.nanoTime() - t0;
