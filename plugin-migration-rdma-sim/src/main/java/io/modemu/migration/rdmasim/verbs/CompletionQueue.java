@@ -76,28 +76,7 @@ public final class CompletionQueue implements AutoCloseable {
      * @throws VerbsException CQ_OVERRUN once the queue overflowed, CLOSED when it is destroyed
      */
     public boolean await(Duration timeout) throws InterruptedException {
-        long deadline = System.nanoTime() + timeout.toNanos();
-        lock.lock();
-        try {
-            while (true) {
-                checkUsable();
-                long now = System.nanoTime();
-                long wait = deadline - now;
-                if (!entries.isEmpty()) {
-                    long until = entries.peekFirst().visibleAt - now;
-                    if (until <= 0) {
-                        return true;
-                    }
-                    wait = Math.min(wait, until);
-                }
-                if (deadline - now <= 0) {
-                    return false;
-                }
-                changed.awaitNanos(wait);
-            }
-        } finally {
-            lock.unlock();
-        }
+        return waitFor(false, 0, timeout);
     }
 
     /**
@@ -123,6 +102,11 @@ public final class CompletionQueue implements AutoCloseable {
      * @throws VerbsException CQ_OVERRUN once the queue overflowed, CLOSED when it is destroyed
      */
     public boolean awaitEvent(long seen, Duration timeout) throws InterruptedException {
+        return waitFor(true, seen, timeout);
+    }
+
+    /** Waits for a visible completion or, with {@code onEvent}, for any completion added after event {@code seen}. */
+    private boolean waitFor(boolean onEvent, long seen, Duration timeout) throws InterruptedException {
         long deadline = System.nanoTime() + timeout.toNanos();
         lock.lock();
         try {
@@ -130,7 +114,7 @@ public final class CompletionQueue implements AutoCloseable {
                 checkUsable();
                 long now = System.nanoTime();
                 long wait = deadline - now;
-                if (events != seen) {
+                if (onEvent && events != seen) {
                     return true;
                 }
                 if (!entries.isEmpty()) {
