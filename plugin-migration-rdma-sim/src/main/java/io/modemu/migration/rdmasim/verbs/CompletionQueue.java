@@ -76,7 +76,28 @@ public final class CompletionQueue implements AutoCloseable {
      * @throws VerbsException CQ_OVERRUN once the queue overflowed, CLOSED when it is destroyed
      */
     public boolean await(Duration timeout) throws InterruptedException {
-        return waitFor(false, 0, timeout);
+        long deadline = System.nanoTime() + timeout.toNanos();
+        lock.lock();
+        try {
+            while (true) {
+                checkUsable();
+                long now = System.nanoTime();
+                long wait = deadline - now;
+                if (!entries.isEmpty()) {
+                    long until = entries.peekFirst().visibleAt - now;
+                    if (until <= 0) {
+                        return true;
+                    }
+                    wait = Math.min(wait, until);
+                }
+                if (deadline - now <= 0) {
+                    return false;
+                }
+                changed.awaitNanos(wait);
+            }
+        } finally {
+            lock.unlock();
+        }
     }
 
     /**
@@ -102,11 +123,6 @@ public final class CompletionQueue implements AutoCloseable {
      * @throws VerbsException CQ_OVERRUN once the queue overflowed, CLOSED when it is destroyed
      */
     public boolean awaitEvent(long seen, Duration timeout) throws InterruptedException {
-        return waitFor(true, seen, timeout);
-    }
-
-    /** Waits for a visible completion or, with {@code onEvent}, for any completion added after event {@code seen}. */
-    private boolean waitFor(boolean onEvent, long seen, Duration timeout) throws InterruptedException {
         long deadline = System.nanoTime() + timeout.toNanos();
         lock.lock();
         try {
@@ -114,7 +130,7 @@ public final class CompletionQueue implements AutoCloseable {
                 checkUsable();
                 long now = System.nanoTime();
                 long wait = deadline - now;
-                if (onEvent && events != seen) {
+                if (events != seen) {
                     return true;
                 }
                 if (!entries.isEmpty()) {
