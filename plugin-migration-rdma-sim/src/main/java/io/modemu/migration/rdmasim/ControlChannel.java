@@ -101,10 +101,6 @@ final class ControlChannel implements AutoCloseable {
     private boolean closing;
     private boolean closed;
 
-    /** Held while completions are polled and dispatched, by the poller or by a reader taking them itself. */
-    private final ReentrantLock dispatchLock = new ReentrantLock();
-    /** Readers waiting for stream bytes: they poll the completion queue themselves, and the poller stands back. */
-    private final java.util.concurrent.atomic.AtomicInteger readersWaiting = new java.util.concurrent.atomic.AtomicInteger();
     private volatile Connection connection;
     private volatile String peer = "the peer";
     private volatile Handler handler;
@@ -189,21 +185,13 @@ final class ControlChannel implements AutoCloseable {
     private void poll() {
         try {
             while (true) {
+                WorkCompletion wc = cq.take(Duration.ofMillis(200));
                 if (closedNow()) {
                     return;
                 }
-                if (readersWaiting.get() > 0) {
-                    // a reader takes the completions itself (one thread hand-off less for each message it
-                    // waits for); look again soon, or when it is done
-                    java.util.concurrent.locks.LockSupport.parkNanos(this, 1_000_000L);
-                    if (Thread.interrupted()) {
-                        return;
-                    }
-                    continue;
+                if (wc != null) {
+                    dispatch(wc);
                 }
-                long seen = cq.events();
-                drain();
-                cq.awaitEvent(seen, Duration.ofMillis(200));
             }
         } catch (InterruptedException e) {
             // closing
@@ -212,31 +200,6 @@ final class ControlChannel implements AutoCloseable {
         } catch (RuntimeException | Error e) {
             log.error("rdma-sim: the poller of the connection to {} failed", peer, e);
             fail(new IOException("rdma-sim: internal error on the connection to " + peer + ": " + e, e));
-        }
-    }
-
-    /**
-     * Polls and dispatches every completion visible now, one thread at a time, in the queue's order.
-     *
-     * @return whether there was any
-     * @throws VerbsException when the completion queue overflowed or is gone
-     */
-    private boolean drain() {
-        dispatchLock.lock();
-        try {
-            boolean any = false;
-            while (true) {
-                List<WorkCompletion> wcs = cq.poll(16);
-                if (wcs.isEmpty()) {
-                    return any;
-                }
-                any = true;
-                for (WorkCompletion wc : wcs) {
-                    dispatch(wc);
-                }
-            }
-        } finally {
-            dispatchLock.unlock();
         }
     }
 
@@ -489,73 +452,41 @@ final class ControlChannel implements AutoCloseable {
      */
     int read(ByteBuffer dst, Duration timeout) throws IOException {
         long deadline = timeout == null ? 0 : System.nanoTime() + timeout.toNanos();
-        int n = take(dst);
-        if (n != 0) {
-            return n;
-        }
-        // nothing buffered: this thread polls the completion queue itself while it waits, so that the bytes
-        // reach it straight from the adapter instead of through the poller (one wake-up less per message)
-        readersWaiting.incrementAndGet();
-        try {
-            while (true) {
-                long seen = cq.events();
-                drain();
-                n = take(dst);
-                if (n != 0) {
-                    return n;
-                }
-                long wait = 50_000_000L;
-                if (timeout != null) {
-                    long left = deadline - System.nanoTime();
-                    if (left <= 0) {
-                        throw new SocketTimeoutException("rdma-sim: nothing from " + peer + " within " + timeout.toMillis() + " ms");
-                    }
-                    wait = Math.min(wait, left);
-                }
-                // returns at once for a completion added after 'seen', even one another thread took meanwhile
-                cq.awaitEvent(seen, Duration.ofNanos(wait));
-            }
-        } catch (VerbsException e) {
-            IOException broke = new IOException("rdma-sim: the connection to " + peer + " broke: " + e.getMessage(), e);
-            fail(broke);
-            lock.lock();
-            try {
-                checkOpenForStream();
-            } finally {
-                lock.unlock();
-            }
-            throw broke;
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IOException("rdma-sim: interrupted while reading from " + peer);
-        } finally {
-            readersWaiting.decrementAndGet();
-        }
-    }
-
-    /**
-     * Takes buffered stream bytes into {@code dst} without waiting.
-     *
-     * @return the bytes taken, 0 if none are buffered yet, -1 once the peer closed the stream
-     * @throws IOException when the channel failed or is closing
-     */
-    private int take(ByteBuffer dst) throws IOException {
         int repost = -1;
         int n;
         lock.lock();
         try {
-            Inbound head = inbound.peekFirst();
-            if (head == null) {
+            while (true) {
+                Inbound head = inbound.peekFirst();
+                if (head != null) {
+                    n = Math.min(dst.remaining(), head.length - head.pos);
+                    MemorySegment.copy(recvArea, (long) head.slot * SLOT + head.pos, MemorySegment.ofBuffer(dst), 0, n);
+                    dst.position(dst.position() + n);
+                    head.pos += n;
+                    if (head.pos == head.length) {
+                        inbound.pollFirst();
+                        repost = head.slot;
+                    }
+                    break;
+                }
                 checkOpenForStream();
-                return peerFinished ? -1 : 0;
-            }
-            n = Math.min(dst.remaining(), head.length - head.pos);
-            MemorySegment.copy(recvArea, (long) head.slot * SLOT + head.pos, MemorySegment.ofBuffer(dst), 0, n);
-            dst.position(dst.position() + n);
-            head.pos += n;
-            if (head.pos == head.length) {
-                inbound.pollFirst();
-                repost = head.slot;
+                if (peerFinished) {
+                    return -1;
+                }
+                try {
+                    if (timeout == null) {
+                        changed.await();
+                    } else {
+                        long left = deadline - System.nanoTime();
+                        if (left <= 0) {
+                            throw new SocketTimeoutException("rdma-sim: nothing from " + peer + " within " + timeout.toMillis() + " ms");
+                        }
+                        changed.awaitNanos(left);
+                    }
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new IOException("rdma-sim: interrupted while reading from " + peer);
+                }
             }
         } finally {
             lock.unlock();

@@ -25,8 +25,6 @@ public final class CompletionQueue implements AutoCloseable {
     private String overrun;
     private int users;
     private boolean closed;
-    /** Completions added so far: the event count of a completion channel. */
-    private long events;
 
     private record Entry(WorkCompletion wc, long visibleAt) {
     }
@@ -100,56 +98,6 @@ public final class CompletionQueue implements AutoCloseable {
         }
     }
 
-    /**
-     * How many completions were added to this queue so far, the event count of a completion channel
-     * ({@code ibv_get_cq_event}). With {@link #awaitEvent}, several threads can poll one queue without
-     * missing a wake-up: read the count, look at what the completions polled so far produced, then
-     * wait for an event after that count.
-     */
-    public long events() {
-        lock.lock();
-        try {
-            return events;
-        } finally {
-            lock.unlock();
-        }
-    }
-
-    /**
-     * Waits at most {@code timeout} until a completion can be polled, or until a completion was added
-     * after event {@code seen} (of {@link #events()}), even if another thread polled it already.
-     *
-     * @return false when the time ran out
-     * @throws VerbsException CQ_OVERRUN once the queue overflowed, CLOSED when it is destroyed
-     */
-    public boolean awaitEvent(long seen, Duration timeout) throws InterruptedException {
-        long deadline = System.nanoTime() + timeout.toNanos();
-        lock.lock();
-        try {
-            while (true) {
-                checkUsable();
-                long now = System.nanoTime();
-                long wait = deadline - now;
-                if (events != seen) {
-                    return true;
-                }
-                if (!entries.isEmpty()) {
-                    long until = entries.peekFirst().visibleAt - now;
-                    if (until <= 0) {
-                        return true;
-                    }
-                    wait = Math.min(wait, until);
-                }
-                if (deadline - now <= 0) {
-                    return false;
-                }
-                changed.awaitNanos(wait);
-            }
-        } finally {
-            lock.unlock();
-        }
-    }
-
     /** Waits at most {@code timeout} for a completion and takes it; null when the time ran out. */
     public WorkCompletion take(Duration timeout) throws InterruptedException {
         long deadline = System.nanoTime() + timeout.toNanos();
@@ -188,7 +136,6 @@ public final class CompletionQueue implements AutoCloseable {
                 return false;
             }
             entries.addLast(new Entry(wc, visibleAt));
-            events++;
             changed.signalAll();
             return true;
         } finally {
