@@ -19,6 +19,7 @@ final class DirectReader {
     private final int bs;
     private final Runnable pumpTask = this::pump;
     private int readyCount;
+    private int readyHead;
     private boolean pumping;
     private boolean pumpScheduled;
     private long random = 0x9E37_79B9_7F4A_7C15L;
@@ -50,7 +51,7 @@ final class DirectReader {
                 errors = errors + 1;
             }
             completed = completed + 1;
-            ready[readyCount++] = this;
+            ready[(readyHead + readyCount++) % ready.length] = this;
             if (running && !pumping && !pumpScheduled) {
                 pumpScheduled = true;
                 context.execute(pumpTask);
@@ -98,7 +99,10 @@ final class DirectReader {
         pumping = true;
         int budget = 4096;
         while (running && readyCount > 0 && budget-- > 0) {
-            ready[--readyCount].submit();
+            Slot s = ready[readyHead];
+            readyHead = (readyHead + 1) % ready.length;
+            readyCount--;
+            s.submit();
         }
         pumping = false;
         if (running && readyCount > 0 && !pumpScheduled) {

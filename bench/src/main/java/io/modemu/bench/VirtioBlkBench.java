@@ -8,6 +8,7 @@ import io.modemu.machine.RunState;
 import io.modemu.options.Options;
 import io.modemu.plugin.Contributions;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.io.PrintStream;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -205,12 +206,15 @@ public final class VirtioBlkBench {
         long nanos;
         long iothreadCpu;
         long vcpuCpu;
+        /** Context switches of the IOThread (voluntary and not): see {@link #contextSwitches}. */
+        long iothreadSwitches;
 
         void add(long c, long t, long[] cpu0, long[] cpu1) {
             completions += c;
             nanos += t;
             iothreadCpu += cpu1[0] - cpu0[0];
             vcpuCpu += cpu1[1] - cpu0[1];
+            iothreadSwitches += cpu1[2] - cpu0[2];
         }
 
         double iops() {
@@ -235,8 +239,8 @@ public final class VirtioBlkBench {
             md.addDevice(Options.parse("-device", "virtio-blk-device,drive=d0,iothread=iod,queue-size=256", "driver"));
             RandomReadProgram.Task task = (RandomReadProgram.Task) md.loadGuest(RandomReadProgram.NAME,
                     Options.parse("-guest", "qd=" + qd + ",bs=" + bs + "," + guestPolling, null));
-            long[] backendThreads = {-1, -1};
-            long[] deviceThreads = {-1, -1};
+            long[] backendThreads = {-1, -1, -1};
+            long[] deviceThreads = {-1, -1, -1};
             Tally backend = new Tally();
             Tally device = new Tally();
             long window = 500_000_000L;
@@ -260,14 +264,14 @@ public final class VirtioBlkBench {
                     if (deviceTurn) {
                         md.vmStart().get(30, TimeUnit.SECONDS);
                         if (deviceThreads[0] < 0) {
-                            deviceThreads = new long[] {threadId("modemu-iod"), threadId("modemu-vcpu0")};
+                            deviceThreads = new long[] {threadId("modemu-iod"), threadId("modemu-vcpu0"), nativeTid("modemu-iod")};
                         }
                         runWindow(w >= 0 ? device : null, task::completed, deviceThreads, settle, window);
                         md.vmStop(RunState.PAUSED).get(30, TimeUnit.SECONDS);
                     } else {
                         reader.resume();
                         if (backendThreads[0] < 0) {
-                            backendThreads = new long[] {threadId("modemu-iob"), -1};
+                            backendThreads = new long[] {threadId("modemu-iob"), -1, nativeTid("modemu-iob")};
                         }
                         runWindow(w >= 0 ? backend : null, reader::completed, backendThreads, settle, window);
                         reader.pause();
@@ -285,13 +289,17 @@ public final class VirtioBlkBench {
             }
             // diagnostics on standard error: CPU each thread spent per request (busy or spinning), and
             // how the guest spent its steps (a healthy run streams with few sleeps)
-            System.err.printf(Locale.ROOT, "diagnostics: %s backend: iothread_cpu_ns_per_io=%.0f iothread_cpu_share=%.2f%n", label,
-                    (double) backend.iothreadCpu / backend.completions, (double) backend.iothreadCpu / backend.nanos);
+            // and how often the IOThread left its processor: about once per queue's worth of requests when the vCPU
+            // and the IOThread take turns on one processor (the other one busy elsewhere), rarely when each has its own
+            System.err.printf(Locale.ROOT, "diagnostics: %s backend: iothread_cpu_ns_per_io=%.0f iothread_cpu_share=%.2f"
+                    + " iothread_switches_per_1000_io=%.1f%n", label,
+                    (double) backend.iothreadCpu / backend.completions, (double) backend.iothreadCpu / backend.nanos,
+                    1000.0 * backend.iothreadSwitches / backend.completions);
             System.err.printf(Locale.ROOT, "diagnostics: %s device: iothread_cpu_ns_per_io=%.0f vcpu_cpu_ns_per_io=%.0f iothread_cpu_share=%.2f"
-                    + " completions=%d guest_steps=%d guest_empty_polls=%d guest_sleeps=%d notifies=%d%n", label,
+                    + " iothread_switches_per_1000_io=%.1f completions=%d guest_steps=%d guest_empty_polls=%d guest_sleeps=%d notifies=%d%n", label,
                     (double) device.iothreadCpu / device.completions, (double) device.vcpuCpu / device.completions,
-                    (double) device.iothreadCpu / device.nanos, device.completions, task.steps - s0, task.emptyPolls - e0, task.sleeps - z0,
-                    task.notifies - n0);
+                    (double) device.iothreadCpu / device.nanos, 1000.0 * device.iothreadSwitches / device.completions, device.completions,
+                    task.steps - s0, task.emptyPolls - e0, task.sleeps - z0, task.notifies - n0);
             return new Pair(backend.iops(), device.iops());
         }
     }
@@ -328,7 +336,7 @@ public final class VirtioBlkBench {
                 tasks[i] = i == 0 ? create.call() : withProperty(prop, bValue, create);
             }
             Tally[] t = {new Tally(), new Tally(), new Tally()};
-            long[][] threads = {{-1, -1}, {-1, -1}, {-1, -1}};
+            long[][] threads = {{-1, -1, -1}, {-1, -1, -1}, {-1, -1, -1}};
             long window = 500_000_000L;
             long settle = 50_000_000L;
             int windows = (int) Math.max(1, seconds * 1_000_000_000L / (window - settle));
@@ -341,7 +349,7 @@ public final class VirtioBlkBench {
                     if (path == 0) {
                         reader.resume();
                         if (threads[0][0] < 0) {
-                            threads[0] = new long[] {threadId("modemu-iob"), -1};
+                            threads[0] = new long[] {threadId("modemu-iob"), -1, nativeTid("modemu-iob")};
                         }
                         runWindow(tally, reader::completed, threads[0], settle, window);
                         reader.pause();
@@ -352,7 +360,7 @@ public final class VirtioBlkBench {
                         Machine md = devs[path - 1];
                         md.vmStart().get(30, TimeUnit.SECONDS);
                         if (threads[path][0] < 0) {
-                            threads[path] = new long[] {threadId("modemu-" + iothreads[path - 1]), -1};
+                            threads[path] = new long[] {threadId("modemu-" + iothreads[path - 1]), -1, nativeTid("modemu-" + iothreads[path - 1])};
                         }
                         runWindow(tally, tasks[path - 1]::completed, threads[path], settle, window);
                         md.vmStop(RunState.PAUSED).get(30, TimeUnit.SECONDS);
@@ -368,6 +376,10 @@ public final class VirtioBlkBench {
             String[] names = {"backend", "a", "b"};
             for (int i = 0; i < 3; i++) {
                 line(label + "_ab_" + names[i] + "_iothread_cpu_ns_per_io", Math.round((double) t[i].iothreadCpu / t[i].completions));
+            }
+            for (int i = 0; i < 3; i++) {
+                line(label + "_ab_" + names[i] + "_iothread_switches_per_1000_io",
+                        String.format(Locale.ROOT, "%.1f", 1000.0 * t[i].iothreadSwitches / t[i].completions));
             }
         }
     }
@@ -472,13 +484,54 @@ public final class VirtioBlkBench {
         return -1;
     }
 
+    /**
+     * CPU time of the IOThread and the vCPU ({@code ids[0]}, {@code ids[1]}: Java thread ids, -1 for none),
+     * then the IOThread's context switches ({@code ids[2]}: its native thread id, -1 for none).
+     */
     private static long[] cpuTimes(long[] ids) {
         java.lang.management.ThreadMXBean mx = java.lang.management.ManagementFactory.getThreadMXBean();
-        long[] t = new long[ids.length];
-        for (int i = 0; i < ids.length; i++) {
+        long[] t = new long[3];
+        for (int i = 0; i < 2; i++) {
             t[i] = ids[i] < 0 ? 0 : mx.getThreadCpuTime(ids[i]);
         }
+        t[2] = contextSwitches(ids[2]);
         return t;
+    }
+
+    /** The native id of this process's thread named {@code name} (Linux: /proc/self/task/N/comm), or -1. */
+    private static long nativeTid(String name) {
+        try (var tasks = Files.list(Path.of("/proc/self/task"))) {
+            for (Path task : (Iterable<Path>) tasks::iterator) {
+                try {
+                    if (Files.readString(task.resolve("comm")).strip().equals(name)) {
+                        return Long.parseLong(task.getFileName().toString());
+                    }
+                } catch (IOException | NumberFormatException e) {
+                    // a thread that ended meanwhile
+                }
+            }
+        } catch (IOException | UncheckedIOException e) {
+            // not Linux: no switch counts
+        }
+        return -1;
+    }
+
+    /** Voluntary and involuntary context switches of native thread {@code tid} so far, or 0 if unknown. */
+    private static long contextSwitches(long tid) {
+        if (tid < 0) {
+            return 0;
+        }
+        long n = 0;
+        try {
+            for (String l : Files.readAllLines(Path.of("/proc/self/task/" + tid + "/status"))) {
+                if (l.startsWith("voluntary_ctxt_switches:") || l.startsWith("nonvoluntary_ctxt_switches:")) {
+                    n += Long.parseLong(l.substring(l.indexOf(':') + 1).strip());
+                }
+            }
+        } catch (IOException | NumberFormatException e) {
+            return 0;
+        }
+        return n;
     }
 
     /** The stock plugin's contribution, found like the plugin host finds it: through ServiceLoader. */

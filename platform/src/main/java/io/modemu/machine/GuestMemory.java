@@ -74,12 +74,13 @@ public final class GuestMemory {
     }
 
     /**
-     * The guest RAM at {@code [gpa, gpa + length)} as a segment, for DMA with no copy. A writer
-     * calls {@link #markDirty} once the data is in place.
+     * The guest RAM at {@code [gpa, gpa + length)} as a segment, for DMA with no copy: a slice of the
+     * block's {@linkplain RamBlock#ioSegment() I/O view}. A writer calls {@link #markDirty} once the
+     * data is in place.
      */
     public MemorySegment slice(long gpa, long length) {
         RamBlock b = blockFor(gpa, length);
-        return b.segment().asSlice(gpa - b.base(), length);
+        return b.ioSegment().asSlice(gpa - b.base(), length);
     }
 
     /** Marks {@code [gpa, gpa + length)} dirty (after a DMA write into a {@link #slice}). */

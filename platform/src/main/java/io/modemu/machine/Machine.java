@@ -81,6 +81,8 @@ public final class Machine implements AutoCloseable {
     private final AioContext mainLoop;
     private final Map<String, AioContext> iothreads = new LinkedHashMap<>();
     private final Arena arena;
+    /** The session of guest RAM's I/O view ({@link RamBlock#ioSegment()}), or null if the view is RAM's own. */
+    private final Arena ioArena;
     private final GuestMemory memory;
     private final InterruptController interrupts = new InterruptController();
     private final MmioBus mmio = new MmioBus(interrupts);
@@ -132,7 +134,9 @@ public final class Machine implements AutoCloseable {
             arena.close();
             throw new ConfigurationException("-m: cannot allocate " + b.ramSize + " bytes of guest RAM: " + e.getMessage(), e);
         }
-        this.memory = new GuestMemory(List.of(new RamBlock(b.ramName, RAM_BASE, ram, b.ramFile, zeroed)));
+        this.ioArena = separateIoSession() ? Arena.ofShared() : null;
+        MemorySegment io = ioArena == null ? ram : ram.reinterpret(ioArena, null);
+        this.memory = new GuestMemory(List.of(new RamBlock(b.ramName, RAM_BASE, ram, io, b.ramFile, zeroed)));
         this.mainLoop = new AioContext("main", driver);
         this.chain = new VmStateChain(mainLoop);
         for (String id : b.iothreads) {
@@ -141,6 +145,16 @@ public final class Machine implements AutoCloseable {
         for (int i = 0; i < b.vcpus; i++) {
             vcpus.add(new Vcpu(i, new AioContext("vcpu" + i, driver), this));
         }
+    }
+
+    /**
+     * Whether guest RAM's I/O view gets a session of its own (see {@link RamBlock#ioSegment()}): giving a
+     * segment another session is a restricted method, so only when this module has native access
+     * ({@code --enable-native-access=io.modemu.platform}, as {@code bin/modemu} runs it), and unless
+     * {@code -Dmodemu.ram.io-session=false}. Without it, I/O uses RAM's own session, as before.
+     */
+    private static boolean separateIoSession() {
+        return Boolean.parseBoolean(System.getProperty("modemu.ram.io-session", "true")) && Machine.class.getModule().isNativeAccessEnabled();
     }
 
     /** Whether a RAM backing file is missing or empty, so that the mapping starts zeroed. */
@@ -748,6 +762,10 @@ public final class Machine implements AutoCloseable {
         }
         mainLoop.close();
         try {
+            // the I/O view first: while an I/O holds it, RAM stays mapped
+            if (ioArena != null) {
+                ioArena.close();
+            }
             arena.close();
         } catch (IllegalStateException e) {
             log.warn("machine '{}': guest RAM still in use at close", name);

@@ -13,6 +13,7 @@ public final class RamBlock {
     private final String name;
     private final long base;
     private final MemorySegment segment;
+    private final MemorySegment ioSegment;
     private final DirtyBitmap dirty;
     private final Path backingFile;
     private final boolean initiallyZero;
@@ -28,9 +29,23 @@ public final class RamBlock {
      *                      that a page nobody marked dirty since is still zero, without reading it
      */
     public RamBlock(String name, long base, MemorySegment segment, Path backingFile, boolean initiallyZero) {
+        this(name, base, segment, segment, backingFile, initiallyZero);
+    }
+
+    /**
+     * @param ioSegment the same memory as {@code segment} (same address and size) in a session of its
+     *                  own, for I/O: see {@link #ioSegment()}
+     */
+    public RamBlock(String name, long base, MemorySegment segment, MemorySegment ioSegment, Path backingFile, boolean initiallyZero) {
+        if (ioSegment.address() != segment.address() || ioSegment.byteSize() != segment.byteSize()) {
+            throw new IllegalArgumentException("RAM block '" + name + "': the I/O view (0x" + Long.toHexString(ioSegment.address()) + ", "
+                    + ioSegment.byteSize() + " bytes) is not the block's memory (0x" + Long.toHexString(segment.address()) + ", "
+                    + segment.byteSize() + " bytes)");
+        }
         this.name = name;
         this.base = base;
         this.segment = segment;
+        this.ioSegment = ioSegment;
         this.dirty = new DirtyBitmap(segment.byteSize());
         this.backingFile = backingFile;
         this.initiallyZero = initiallyZero;
@@ -61,6 +76,19 @@ public final class RamBlock {
     /** The whole block. Writers must mark what they write in {@link #dirty()}. */
     public MemorySegment segment() {
         return segment;
+    }
+
+    /**
+     * The whole block again, for I/O straight into or out of guest RAM (what {@link GuestMemory#slice}
+     * hands out). Around each read or write on a buffer of a shared session the JDK updates a count
+     * in the session object (two atomic updates), and every access through {@link #segment()} reads
+     * that object's state: were they one session, each read of a device on an IOThread would take
+     * that cache line from the vCPUs running on other processors, and their next access would take it
+     * back. The machine gives this view a session of its own when it can (see {@code Machine}); else
+     * it is {@link #segment()} itself.
+     */
+    public MemorySegment ioSegment() {
+        return ioSegment;
     }
 
     public DirtyBitmap dirty() {
