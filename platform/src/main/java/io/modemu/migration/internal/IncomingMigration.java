@@ -268,7 +268,9 @@ public final class IncomingMigration implements Runnable {
                         }
                         lastPass = in.b;
                         finalPass = (in.flags & Wire.FLAG_FINAL) != 0;
-                        if (config.remoteRam()) {
+                        if (config.remoteRam() && !finalPass) {
+                            // the source's next pass waits for this before it writes pages one-sided; after the final
+                            // pass there is none, and a message less lies inside the downtime
                             out.record(Wire.APPLIED, 0, 0, lastPass, 0);
                             out.flush();
                         }

@@ -21,6 +21,13 @@ final class Requester {
     private final LinkModel model;
     /** Send thread only. */
     private int nextPsn = 1;
+    /**
+     * Whether the acknowledgement watchdog is scheduled (guarded by the queue pair's lock). One timer per
+     * queue pair, at the oldest unacknowledged message's deadline, instead of one per message: a timer
+     * per message woke the device's timer thread for each SEND, and on a small host that thread took a
+     * processor from the threads carrying the messages.
+     */
+    private boolean watchdogArmed;
 
     private record Outcome(WcStatus status, String detail, byte[] frame, int psn, long visibleAt, boolean accessViolation) {
         static Outcome failed(WcStatus status, String detail) {
@@ -209,7 +216,6 @@ final class Requester {
         if (o.status != WcStatus.SUCCESS) {
             // earlier messages still unacknowledged complete first, keeping the queue's order
             for (SendWqe a : qp.awaitingAck) {
-                cancelTimer(a);
                 qp.completeSend(a, WcStatus.WR_FLUSH_ERR, "flushed: a later request failed: " + o.detail, System.nanoTime());
             }
             qp.awaitingAck.clear();
@@ -225,26 +231,43 @@ final class Requester {
             w.psn = o.psn;
             qp.awaitingAck.addLast(w);
             long budget = link.params.retryBudgetNanos();
-            w.ackTimer = qp.device.schedule(() -> onAckTimeout(w), budget, TimeUnit.NANOSECONDS);
+            w.ackDeadline = System.nanoTime() + budget;
+            if (!watchdogArmed) {
+                watchdogArmed = true;
+                qp.device.schedule(this::checkAcks, budget, TimeUnit.NANOSECONDS);
+            }
             return o.frame;
         }
         qp.completeSend(w, WcStatus.SUCCESS, "", o.visibleAt);
         return null;
     }
 
-    private static void cancelTimer(SendWqe w) {
-        if (w.ackTimer != null) {
-            w.ackTimer.cancel(false);
-        }
-    }
-
-    private void onAckTimeout(SendWqe w) {
+    /**
+     * The acknowledgement watchdog (timer thread): fails the queue pair when the oldest message that
+     * waits for an acknowledgement (not for a receive at the peer) has used up the retry budget, else
+     * looks again at that message's deadline.
+     */
+    private void checkAcks() {
         qp.lock.lock();
         try {
-            if (qp.link == link && qp.state == QpState.RTS && !w.done && !w.rnrWaiting) {
-                ConnectionParameters p = link.params;
-                qp.toError(WcStatus.RETRY_EXC_ERR, String.format("%s did not acknowledge %s wr_id %d (PSN %d) within %d ms (retry_cnt %d, timeout %d ms)",
-                        link.peerName(), opName(w.wr), w.wr.wrId(), w.psn, p.retryBudget().toMillis(), p.retryCount(), p.ackTimeout().toMillis()), true, false);
+            watchdogArmed = false;
+            if (qp.link != link || qp.state != QpState.RTS) {
+                return;
+            }
+            for (SendWqe w : qp.awaitingAck) {
+                if (w.done || w.rnrWaiting) {
+                    continue;
+                }
+                long left = w.ackDeadline - System.nanoTime();
+                if (left <= 0) {
+                    ConnectionParameters p = link.params;
+                    qp.toError(WcStatus.RETRY_EXC_ERR, String.format("%s did not acknowledge %s wr_id %d (PSN %d) within %d ms (retry_cnt %d, timeout %d ms)",
+                            link.peerName(), opName(w.wr), w.wr.wrId(), w.psn, p.retryBudget().toMillis(), p.retryCount(), p.ackTimeout().toMillis()), true, false);
+                } else {
+                    watchdogArmed = true;
+                    qp.device.schedule(this::checkAcks, left, TimeUnit.NANOSECONDS);
+                }
+                return;
             }
         } finally {
             qp.lock.unlock();
@@ -269,7 +292,6 @@ final class Requester {
             }
             SendWqe w = head(psn, "acknowledgement");
             qp.awaitingAck.pollFirst();
-            cancelTimer(w);
             qp.completeSend(w, WcStatus.SUCCESS, "", System.nanoTime() + model.latencyNanos());
             qp.sqWork.signalAll();
         } finally {
@@ -305,7 +327,6 @@ final class Requester {
             }
             SendWqe w = head(psn, "NAK");
             qp.awaitingAck.pollFirst();
-            cancelTimer(w);
             String why = String.format("%s wr_id %d: %s refused %s (PSN %d) with %s: %s", qp.name(), w.wr.wrId(), link.peerName(),
                     opName(w.wr), psn, status, detail);
             qp.completeSend(w, status, why, System.nanoTime());

@@ -8,7 +8,8 @@ final class SendWqe {
     int psn;
     boolean rnrWaiting;
     boolean done;
-    java.util.concurrent.ScheduledFuture<?> ackTimer;
+    /** When a message still unacknowledged then has used up the retry budget (System.nanoTime). */
+    long ackDeadline;
 
     SendWqe(SendWorkRequest wr, long postedAt, boolean signaled) {
         this.wr = wr;
