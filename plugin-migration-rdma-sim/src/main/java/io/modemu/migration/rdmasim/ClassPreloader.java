@@ -57,8 +57,9 @@ final class ClassPreloader {
 
     /**
      * Runs, once and on private resources, the JDK code a first connection needs (formatting, mapping
-     * a file, a loopback socket pair, a thread), so that its one-time initialisation does not land in a
-     * migration's setup. Touches nothing of the fabric: no device, no shared file of the fabric.
+     * a file), so that its one-time initialisation does not land in a migration's setup; sockets and
+     * threads are warmed by {@link #warmConnection}, which connects two devices over loopback. Touches
+     * nothing of the fabric: no device, no shared file of the fabric.
      */
     private static void warmJdk() {
         try {
@@ -74,19 +75,7 @@ final class ClassPreloader {
             } finally {
                 Files.deleteIfExists(f);
             }
-            try (java.nio.channels.ServerSocketChannel server = java.nio.channels.ServerSocketChannel.open()) {
-                server.bind(new java.net.InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), 0));
-                try (java.nio.channels.SocketChannel a = java.nio.channels.SocketChannel.open()) {
-                    a.socket().connect(server.getLocalAddress(), 1000);
-                    a.socket().setTcpNoDelay(true);
-                    try (java.nio.channels.SocketChannel b = server.socket().accept().getChannel()) {
-                        a.write(java.nio.ByteBuffer.wrap(new byte[8]));
-                        new java.io.DataInputStream(b.socket().getInputStream()).readLong();
-                    }
-                }
-            }
-            Thread.ofPlatform().daemon().start(() -> { }).join();
-        } catch (IOException | RuntimeException | InterruptedException e) {
+        } catch (IOException | RuntimeException e) {
             log.debug("rdma-sim: warming up stopped: {}", e.toString());
         }
     }
