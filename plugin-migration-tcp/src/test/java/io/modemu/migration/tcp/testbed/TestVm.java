@@ -274,6 +274,14 @@ public final class TestVm implements AutoCloseable {
         return guest();
     }
 
+    /** Waits until the guest has verified {@code more} blocks more than it has now. */
+    public GuestStatus awaitGuestVerified(long more, Duration timeout) {
+        long target = guest().verified() + more;
+        await(() -> guest().verified() >= target, timeout, () -> "machine '" + machine.name() + "': the guest did not verify " + more
+                + " more blocks; it is at " + guest() + ", run state " + machine.runState());
+        return guest();
+    }
+
     /** Polls {@code condition} every few milliseconds up to {@code timeout}. */
     public static void await(BooleanSupplier condition, Duration timeout, Supplier<String> message) {
         long end = System.nanoTime() + timeout.toNanos();
