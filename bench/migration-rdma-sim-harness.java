@@ -87,6 +87,8 @@ public class MigrationRdmaSimHarness {
                     seg.set(ValueLayout.JAVA_BYTE, off, (byte) 0);
                 }
             }
+            // the process's migration warm-up ends before anything is measured (it would compete for the processors)
+            LiveMigration.warmUp().get(2, TimeUnit.MINUTES);
             System.out.println("LISTENING " + lm.incoming(uri, new IncomingOptions(true, false)));
             System.out.flush();
             MigrationInfo info = lm.completion().get(10, TimeUnit.MINUTES);
@@ -106,6 +108,7 @@ public class MigrationRdmaSimHarness {
             // a writer of guest RAM marks what it wrote (what a migration relies on)
             m.memory().blocks().getFirst().dirty().mark(0, random);
             m.vmStart().join();
+            LiveMigration.warmUp().get(2, TimeUnit.MINUTES);
             lm.setParameters(lm.parameters().withMaxBandwidth(0));
             lm.migrate(uri);
             MigrationInfo info = lm.completion().get(10, TimeUnit.MINUTES);

@@ -1,6 +1,7 @@
 package io.modemu.migration;
 
 import java.io.IOException;
+import java.util.Optional;
 
 /**
  * A migration transport a plugin contributes (found with {@link java.util.ServiceLoader}), picked by
@@ -43,4 +44,15 @@ public interface MigrationTransport {
      * @throws IOException                              when the address cannot be bound
      */
     MigrationListener listen(String address, ChannelSettings settings) throws IOException;
+
+    /**
+     * An address this transport can {@link #listen} on and {@link #connect} to within one process
+     * over loopback (for example {@code 127.0.0.1:0}), or empty. With one, the engine migrates a small
+     * machine of its own to itself over this transport once per process, in the background, so that
+     * the JIT has compiled the per-page code on both ends before the first real migration (see
+     * {@code docs/transports.md}); a real migration that starts stops that warm-up at once.
+     */
+    default Optional<String> loopbackAddress() {
+        return Optional.empty();
+    }
 }

@@ -29,6 +29,7 @@ import java.util.concurrent.Phaser;
 import java.util.concurrent.atomic.LongAdder;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import org.slf4j.event.Level;
 
 /**
  * The destination of a migration, run by its own thread ({@code modemu-migration-incoming}): accepts
@@ -78,6 +79,11 @@ public final class IncomingMigration implements Runnable {
         return new MigrationProgress(machine, machine.memory().totalSize(), parameters.downtimeLimitMs());
     }
 
+    /** INFO for a machine's migration; DEBUG for the engine's warm-up machines, which operators did not ask for. */
+    private void notice(String format, Object... arguments) {
+        log.atLevel(EngineWarmup.owns(machine) ? Level.DEBUG : Level.INFO).log(format, arguments);
+    }
+
     public void start() {
         Thread.ofPlatform().name("modemu-migration-incoming").daemon(true).start(this);
     }
@@ -111,7 +117,7 @@ public final class IncomingMigration implements Runnable {
                 if (attempt() || !options.keepWaiting() || cancelled) {
                     return;
                 }
-                log.info("machine '{}': discarded the failed incoming migration; waiting for the next one on {}", machine.name(), uri);
+                notice("machine '{}': discarded the failed incoming migration; waiting for the next one on {}", machine.name(), uri);
                 MigrationProgress next = newProgress();
                 progress = next;
                 next.status(MigrationStatus.SETUP);
@@ -145,10 +151,13 @@ public final class IncomingMigration implements Runnable {
         try {
             main = listener.accept(null);
             channels.add(main);
+            if (!EngineWarmup.owns(machine)) {
+                EngineWarmup.yieldToMigration();
+            }
             if (cancelled) {
                 throw new Failure("cancelled");
             }
-            log.info("machine '{}': incoming migration from {}", machine.name(), main.peer());
+            notice("machine '{}': incoming migration from {}", machine.name(), main.peer());
             Duration io = Duration.ofMillis(parameters.ioTimeoutMs());
             StreamInput in = new StreamInput(main, p.transferred, io);
             out = new StreamOutput(main, new LongAdder());
@@ -371,7 +380,7 @@ public final class IncomingMigration implements Runnable {
             log.debug("machine '{}': RAM {} us, device state {} us, hand-over {} us, start {} us", machine.name(), (ramDoneAt - activeAt) / 1000,
                     (loadedAt - ramDoneAt) / 1000, (commitAt - loadedAt) / 1000, (runningAt[0] - commitAt) / 1000);
             p.status(MigrationStatus.COMPLETED);
-            log.info("machine '{}': incoming migration from {} completed; the VM is {}", machine.name(), main.peer(), machine.runState());
+            notice("machine '{}': incoming migration from {} completed; the VM is {}", machine.name(), main.peer(), machine.runState());
             return true;
         } catch (Throwable t) {
             String reason = describe(t, section);

@@ -32,6 +32,7 @@ import java.util.function.Supplier;
 import java.util.zip.CRC32C;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import org.slf4j.event.Level;
 
 /**
  * One outgoing migration, run by its own thread ({@code modemu-migration}): setup, pre-copy passes,
@@ -99,6 +100,11 @@ public final class OutgoingMigration implements Runnable {
         this.progress = new MigrationProgress(machine, machine.memory().totalSize(), initial.downtimeLimitMs());
     }
 
+    /** INFO for a machine's migration; DEBUG for the engine's warm-up machines, which operators did not ask for. */
+    private void notice(String format, Object... arguments) {
+        log.atLevel(EngineWarmup.owns(machine) ? Level.DEBUG : Level.INFO).log(format, arguments);
+    }
+
     /** Starts the migration thread. */
     public void start() {
         Thread t = Thread.ofPlatform().name("modemu-migration").daemon(true).unstarted(this);
@@ -138,7 +144,7 @@ public final class OutgoingMigration implements Runnable {
                 thread.interrupt();
             }
         }
-        log.info("machine '{}': migration to {} cancelled", machine.name(), uri);
+        notice("machine '{}': migration to {} cancelled", machine.name(), uri);
         closeChannels();
         return true;
     }
@@ -206,7 +212,7 @@ public final class OutgoingMigration implements Runnable {
             progress.setupDone();
             bytesAtLastSync = progress.sent();
             status(MigrationStatus.ACTIVE);
-            log.info("machine '{}': migrating to {} ({} bytes of RAM{}{})", machine.name(), uri, progress.totalRam,
+            notice("machine '{}': migrating to {} ({} bytes of RAM{}{})", machine.name(), uri, progress.totalRam,
                     dataChannels > 0 ? ", " + dataChannels + " data channels" : "", remote != null ? ", one-sided RAM writes" : "");
 
             ram.setup();
@@ -297,7 +303,7 @@ public final class OutgoingMigration implements Runnable {
             resetThrottle();
             machine.setRunState(RunState.POSTMIGRATE).join();
             status(MigrationStatus.COMPLETED);
-            log.info("machine '{}': migration to {} completed in {} ms, {} bytes; downtime {} us (stop {}, last pages and device state {}, "
+            notice("machine '{}': migration to {} completed in {} ms, {} bytes; downtime {} us (stop {}, last pages and device state {}, "
                     + "destination loading {}, hand-over and start {})", machine.name(), uri, progress.elapsedMs(), progress.sent(),
                     (runningAt - downtimeStart) / 1000, (stoppedAt - downtimeStart) / 1000, (sentAt - stoppedAt) / 1000, (loadedAt[0] - sentAt) / 1000,
                     (runningAt - loadedAt[0]) / 1000);
@@ -481,7 +487,7 @@ public final class OutgoingMigration implements Runnable {
                 v.setThrottle(throttle);
             }
             progress.throttle(throttle);
-            log.info("machine '{}': auto-converge throttles the vCPUs to {}%", machine.name(), throttle);
+            notice("machine '{}': auto-converge throttles the vCPUs to {}%", machine.name(), throttle);
         }
     }
 
@@ -542,7 +548,7 @@ public final class OutgoingMigration implements Runnable {
                 reason = resume(stop, before, reason);
             }
             if (cancelled) {
-                log.info("machine '{}': migration to {} cancelled; the VM is {}", machine.name(), uri, machine.runState());
+                notice("machine '{}': migration to {} cancelled; the VM is {}", machine.name(), uri, machine.runState());
             } else {
                 log.error("machine '{}': migration to {} failed, the VM is {} again: {}", machine.name(), uri, machine.runState(), reason);
             }

@@ -5,6 +5,7 @@ import io.modemu.migration.MigrationChannel;
 import io.modemu.migration.MigrationListener;
 import io.modemu.migration.MigrationTransport;
 import java.io.IOException;
+import java.util.Optional;
 import java.net.InetSocketAddress;
 import java.net.StandardSocketOptions;
 import java.nio.channels.ClosedByInterruptException;
@@ -69,6 +70,12 @@ public final class TcpTransport implements MigrationTransport {
             close(s);
             throw new IOException("tcp:" + a + ": cannot connect: " + (e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage()), e);
         }
+    }
+
+    /** Loopback on an ephemeral port: the engine warms up its per-page code over this transport. */
+    @Override
+    public Optional<String> loopbackAddress() {
+        return Optional.of("127.0.0.1:0");
     }
 
     @Override

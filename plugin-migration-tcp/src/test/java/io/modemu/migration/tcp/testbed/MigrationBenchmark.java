@@ -33,10 +33,10 @@ public final class MigrationBenchmark {
         for (int run = 1; run <= runs; run++) {
             Path dir = Files.createDirectories(work.resolve("run" + run));
             try (ChildJvm dst = ChildJvm.start(dir, "destination", List.of("role=destination", "ram=" + ram, "device=off", "digest=off",
-                    "autostart=on"))) {
+                    "autostart=on", "settle=on"))) {
                 String uri = dst.await("listening", Duration.ofMinutes(2));
                 try (ChildJvm src = ChildJvm.start(dir, "source", List.of("role=source", "ram=" + ram, "device=off", "random=" + random, "digest=off",
-                        "to=" + uri, "raw-port=" + rawPort, "raw-bytes=2G", "multifd=" + multifd))) {
+                        "to=" + uri, "raw-port=" + rawPort, "raw-bytes=2G", "multifd=" + multifd, "settle=on"))) {
                     int code = src.waitFor(Duration.ofMinutes(10));
                     if (code != 0 || !"completed".equals(src.value("status"))) {
                         System.out.println("run" + run + "_status=" + src.value("status") + " (" + src.value("error") + "), see " + src.log());

@@ -3,6 +3,7 @@ package io.modemu.migration.tcp.testbed;
 import io.modemu.machine.RamBlock;
 import io.modemu.machine.RunState;
 import io.modemu.migration.IncomingOptions;
+import io.modemu.migration.LiveMigration;
 import io.modemu.migration.MigrationCapability;
 import io.modemu.migration.MigrationInfo;
 import io.modemu.migration.MigrationParameters;
@@ -40,7 +41,7 @@ import java.util.concurrent.TimeUnit;
  * the plugin jars in {@code plugins=DIR} through the plugin host; the platform must be on the module path.
  *
  * <pre>
- * common       plugins=DIR ram=SIZE ram-file=PATH device=on|off disk=PATH guest-options=k:v;k:v digest=on|off
+ * common       plugins=DIR ram=SIZE ram-file=PATH device=on|off disk=PATH guest-options=k:v;k:v digest=on|off settle=on|off
  * destination  role=destination incoming=URI autostart=on|off run-after=MS raw-sink=on
  * source       role=source to=URI|stdin random=SIZE warmup=N max-bandwidth=B downtime-limit=MS multifd=N raw-port=P raw-bytes=SIZE
  * </pre>
@@ -129,6 +130,18 @@ public final class MigrationLauncher {
         }
     }
 
+    /**
+     * With {@code settle=on} (the benchmark), waits until the process's migration warm-up ended, so that
+     * neither the raw references nor the migration run next to it; prints how long that took.
+     */
+    private void settle() throws Exception {
+        if (arg("settle", "off").equals("on")) {
+            long t0 = System.nanoTime();
+            LiveMigration.warmUp().get(2, TimeUnit.MINUTES);
+            out("warm-up-wait-ms", (System.nanoTime() - t0) / 1_000_000);
+        }
+    }
+
     /** Says which plugin contributes the transport of {@code uri}. */
     private static void reportTransport(TestVm vm, String uri) {
         String scheme = uri.substring(0, Math.max(0, uri.indexOf(':')));
@@ -140,6 +153,7 @@ public final class MigrationLauncher {
         if (arg("raw-sink", "off").equals("on")) {
             out("raw-port", rawSink());
         }
+        settle();
         boolean autostart = arg("autostart", "off").equals("on");
         reportTransport(vm, incoming);
         String uri = vm.migration.incoming(incoming, new IncomingOptions(autostart, false));
@@ -197,6 +211,7 @@ public final class MigrationLauncher {
         if (vm.spec().guest) {
             vm.awaitGuestProgress(Long.parseLong(arg("warmup", "300")), Duration.ofSeconds(60));
         }
+        settle();
         if (args.containsKey("raw-port")) {
             int rawPort = Integer.parseInt(args.get("raw-port"));
             out("raw-mbit", rawThroughputMbit(rawPort, size(arg("raw-bytes", "2G")), 0));
