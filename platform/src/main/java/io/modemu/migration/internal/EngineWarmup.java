@@ -62,7 +62,7 @@ public final class EngineWarmup {
     /** RAM of each warm-up machine. */
     static final long JIT_RAM = 16L << 20;
     /** Data moved by a transport's warm-up migration: enough for the page and record code to reach tier 4. */
-    static final long JIT_BYTES = 64L << 20;
+    public static final long JIT_BYTES = 64L << 20;
     /** The warm-up's own machines, while they exist. */
     private static final Set<Machine> OWN = ConcurrentHashMap.newKeySet();
     private static volatile boolean yielded;
@@ -131,7 +131,7 @@ public final class EngineWarmup {
                     Optional<String> address = t.loopbackAddress();
                     if (address.isPresent() && !yielded) {
                         long t3 = System.nanoTime();
-                        long moved = transfer(contributions, t, address.get());
+                        long moved = transfer(contributions, t, address.get(), () -> yielded);
                         log.debug("migration engine warmed up over {}: {} bytes in {} us{}", scheme, moved, (System.nanoTime() - t3) / 1000,
                                 yielded ? " (stopped: a migration started)" : "");
                     }
@@ -146,9 +146,10 @@ public final class EngineWarmup {
     /**
      * Migrates a machine of its own to another of its own over {@code transport} at {@code address}
      * (loopback), keeping the migration iterating until {@link #JIT_BYTES} went through, then lets it
-     * complete. Returns the bytes moved.
+     * complete; once {@code stop} says so, cancels it instead. Returns the bytes moved.
      */
-    static long transfer(Contributions contributions, MigrationTransport transport, String address) throws IOException, InterruptedException {
+    public static long transfer(Contributions contributions, MigrationTransport transport, String address, java.util.function.BooleanSupplier stop)
+            throws IOException, InterruptedException {
         MigrationParameters defaults = MigrationParameters.defaults();
         try (Machine src = Machine.builder().name("migration-warm-up-source").ram(JIT_RAM).vcpus(0).contributions(contributions).build();
              Machine dst = Machine.builder().name("migration-warm-up-destination").ram(JIT_RAM).vcpus(0).initialState(RunState.INMIGRATE)
@@ -178,22 +179,27 @@ public final class EngineWarmup {
                 OutgoingMigration out = new OutgoingMigration(src, transport, uri, listener.address(), parameters::get, false, false);
                 current = out;
                 try {
-                    if (yielded) {
+                    if (stop.getAsBoolean()) {
                         in.cancel();
                         return 0;
                     }
                     out.start();
                     long moved = 0;
+                    boolean cancelled = false;
                     while (!out.completion().isDone()) {
                         MigrationInfo info = out.info();
                         moved = info.ram() == null ? moved : info.ram().transferred();
-                        if (moved >= JIT_BYTES) {
+                        if (stop.getAsBoolean()) {
+                            if (!cancelled) {
+                                cancelled = true;
+                                out.cancel();
+                            }
+                        } else if (moved >= JIT_BYTES) {
                             parameters.set(defaults);
-                        } else if (!yielded && !ram.dirty().anyDirty(0, ram.dirty().pages())) {
+                        } else if (!ram.dirty().anyDirty(0, ram.dirty().pages())) {
                             // the last pattern went into a pass: dirty pages for the next one
                             dirtyPattern(ram, random);
                         }
-                        // a yield cancels the migration (yieldToMigration); it then ends on its own
                         Thread.sleep(1);
                     }
                     try {

@@ -1,0 +1,42 @@
+package io.modemu.migration;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.modemu.migration.internal.EngineWarmup;
+import io.modemu.plugin.Contributions;
+import java.time.Duration;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/** The engine's transfer warm-up: a migration of machines of its own, over a transport, inside the process. */
+class MigrationWarmUpTest {
+    @Test
+    @Timeout(60)
+    void theWarmUpMigrationKeepsIteratingUntilItsBytesWentThroughThenCompletes() throws Exception {
+        PipeTransport pipe = new PipeTransport(false);
+        long moved = EngineWarmup.transfer(Contributions.builder().add(pipe).build(), pipe, "warm-up-stream", () -> false);
+        // fails if the migration switched over early (the page and record code would not reach tier 4) or failed
+        assertThat(moved).isGreaterThanOrEqualTo(EngineWarmup.JIT_BYTES);
+    }
+
+    @Test
+    @Timeout(60)
+    void theWarmUpOverAOneSidedTransportCompletesToo() throws Exception {
+        PipeTransport pipe = new PipeTransport(true);
+        long moved = EngineWarmup.transfer(Contributions.builder().add(pipe).build(), pipe, "warm-up-one-sided", () -> false);
+        assertThat(moved).isGreaterThanOrEqualTo(EngineWarmup.JIT_BYTES);
+    }
+
+    @Test
+    @Timeout(60)
+    void aStopCancelsTheWarmUpMigrationAtOnce() throws Exception {
+        PipeTransport pipe = new PipeTransport(false);
+        AtomicInteger asked = new AtomicInteger();
+        long t0 = System.nanoTime();
+        // stop once the migration has run a few milliseconds (the warm-up asks about every millisecond)
+        long moved = EngineWarmup.transfer(Contributions.builder().add(pipe).build(), pipe, "warm-up-stopped", () -> asked.incrementAndGet() > 5);
+        assertThat(moved).isLessThan(EngineWarmup.JIT_BYTES);
+        assertThat(Duration.ofNanos(System.nanoTime() - t0)).isLessThan(Duration.ofSeconds(10));
+    }
+}
