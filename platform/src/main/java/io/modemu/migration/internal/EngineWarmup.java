@@ -16,6 +16,8 @@ import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
@@ -151,9 +153,13 @@ public final class EngineWarmup {
     public static long transfer(Contributions contributions, MigrationTransport transport, String address, java.util.function.BooleanSupplier stop)
             throws IOException, InterruptedException {
         MigrationParameters defaults = MigrationParameters.defaults();
+        // the destination's RAM is a shared file, as a one-sided transport needs it (rdma-sim); removed after
+        Path shm = Path.of("/dev/shm");
+        Path ramFile = Files.createTempFile(Files.isDirectory(shm) && Files.isWritable(shm) ? shm : Path.of(System.getProperty("java.io.tmpdir")),
+                "modemu-migration-warm-up-", ".ram");
         try (Machine src = Machine.builder().name("migration-warm-up-source").ram(JIT_RAM).vcpus(0).contributions(contributions).build();
-             Machine dst = Machine.builder().name("migration-warm-up-destination").ram(JIT_RAM).vcpus(0).initialState(RunState.INMIGRATE)
-                     .contributions(contributions).build()) {
+             Machine dst = Machine.builder().name("migration-warm-up-destination").ram(JIT_RAM).ramFile(ramFile).vcpus(0)
+                     .initialState(RunState.INMIGRATE).contributions(contributions).build()) {
             OWN.add(src);
             OWN.add(dst);
             try {
@@ -177,6 +183,12 @@ public final class EngineWarmup {
                 MigrationParameters iterate = defaults.withDowntimeLimitMs(0);
                 java.util.concurrent.atomic.AtomicReference<MigrationParameters> parameters = new java.util.concurrent.atomic.AtomicReference<>(iterate);
                 OutgoingMigration out = new OutgoingMigration(src, transport, uri, listener.address(), parameters::get, false, false);
+                // each pass finds pages to send until the downtime limit lets the migration switch over
+                out.beforeSync(() -> {
+                    if (parameters.get() != defaults) {
+                        dirtyPattern(ram, random);
+                    }
+                });
                 current = out;
                 try {
                     if (stop.getAsBoolean()) {
@@ -196,9 +208,6 @@ public final class EngineWarmup {
                             }
                         } else if (moved >= JIT_BYTES) {
                             parameters.set(defaults);
-                        } else if (!ram.dirty().anyDirty(0, ram.dirty().pages())) {
-                            // the last pattern went into a pass: dirty pages for the next one
-                            dirtyPattern(ram, random);
                         }
                         Thread.sleep(1);
                     }
@@ -216,6 +225,8 @@ public final class EngineWarmup {
                 OWN.remove(src);
                 OWN.remove(dst);
             }
+        } finally {
+            Files.deleteIfExists(ramFile);
         }
     }
 

@@ -79,6 +79,7 @@ public final class OutgoingMigration implements Runnable {
     private boolean finished;
     private StreamOutput main;
     private ReturnPath returnPath;
+    private Runnable beforeSync = () -> { };
     private int dirtyRateHighCount;
     private int throttle;
     private long bytesAtLastSync;
@@ -103,6 +104,15 @@ public final class OutgoingMigration implements Runnable {
     /** INFO for a machine's migration; DEBUG for the engine's warm-up machines, which operators did not ask for. */
     private void notice(String format, Object... arguments) {
         log.atLevel(EngineWarmup.owns(machine) ? Level.DEBUG : Level.INFO).log(format, arguments);
+    }
+
+    /**
+     * Runs {@code r} on the migration thread right before each bitmap synchronisation that ends an
+     * iterative pass (not the final one). For the engine's warm-up, which dirties pages for the next
+     * pass there. Call before {@link #start()}.
+     */
+    void beforeSync(Runnable r) {
+        this.beforeSync = r;
     }
 
     /** Starts the migration thread. */
@@ -222,6 +232,7 @@ public final class OutgoingMigration implements Runnable {
             while (true) {
                 long passStart = System.nanoTime();
                 sendPass(ram, scanner, senders, remote, pass, false);
+                beforeSync.run();
                 long newly = ram.sync();
                 long syncs = progress.synced(newly);
                 progress.remainingPages(ram.pending());

@@ -5,6 +5,7 @@ import io.modemu.migration.MigrationChannel;
 import io.modemu.migration.MigrationListener;
 import io.modemu.migration.MigrationTransport;
 import java.io.IOException;
+import java.util.Optional;
 import java.time.Duration;
 
 /**
@@ -31,6 +32,16 @@ public final class RdmaSimTransport implements MigrationTransport {
     @Override
     public MigrationChannel connect(String address, ChannelSettings settings) throws IOException {
         return new RdmaSimChannel.Outgoing(RdmaSimConnection.connect(RdmaSimAddress.parse(address), settings.connectTimeout(), settings.ioTimeout()));
+    }
+
+    /**
+     * Loopback with the default fabric settings: the engine's warm-up migrates a machine of its own over
+     * this transport (chunked registration), so the one-sided write path is compiled before the first
+     * real migration.
+     */
+    @Override
+    public Optional<String> loopbackAddress() {
+        return Optional.of("127.0.0.1:0");
     }
 
     @Override
