@@ -30,7 +30,7 @@ import java.util.concurrent.CompletableFuture;
  */
 public final class LiveMigration implements AutoCloseable {
     private final Machine machine;
-    private volatile MigrationParameters parameters = MigrationParameters.defaults();
+    private final io.modemu.migration.internal.ParameterCell parameters = new io.modemu.migration.internal.ParameterCell(MigrationParameters.defaults());
     private final Set<MigrationCapability> capabilities = EnumSet.noneOf(MigrationCapability.class);
     private OutgoingMigration outgoing;
     private IncomingMigration incoming;
@@ -56,7 +56,7 @@ public final class LiveMigration implements AutoCloseable {
     }
 
     public MigrationParameters parameters() {
-        return parameters;
+        return parameters.get();
     }
 
     /**
@@ -64,7 +64,7 @@ public final class LiveMigration implements AutoCloseable {
      * also apply to a migration already running; the others from the next one.
      */
     public void setParameters(MigrationParameters p) {
-        parameters = java.util.Objects.requireNonNull(p);
+        parameters.set(java.util.Objects.requireNonNull(p));
     }
 
     public synchronized Set<MigrationCapability> capabilities() {
@@ -120,7 +120,7 @@ public final class LiveMigration implements AutoCloseable {
         Scheme s = Scheme.parse(uri);
         MigrationTransport t = machine.contributions().transport(s.scheme());
         io.modemu.migration.internal.EngineWarmup.yieldToMigration();
-        OutgoingMigration m = new OutgoingMigration(machine, t, uri, s.address(), this::parameters, capabilities.contains(MigrationCapability.AUTO_CONVERGE),
+        OutgoingMigration m = new OutgoingMigration(machine, t, uri, s.address(), parameters, capabilities.contains(MigrationCapability.AUTO_CONVERGE),
                 capabilities.contains(MigrationCapability.MULTIFD));
         outgoing = m;
         incoming = null;
@@ -146,7 +146,7 @@ public final class LiveMigration implements AutoCloseable {
         }
         Scheme s = Scheme.parse(uri);
         MigrationTransport t = machine.contributions().transport(s.scheme());
-        MigrationParameters p = parameters;
+        MigrationParameters p = parameters.get();
         MigrationListener l;
         try {
             l = t.listen(s.address(), new ChannelSettings(Duration.ofMillis(p.ioTimeoutMs()), Duration.ofMillis(p.ioTimeoutMs())));

@@ -55,4 +55,15 @@ public interface MigrationTransport {
     default Optional<String> loopbackAddress() {
         return Optional.empty();
     }
+
+    /**
+     * What the warm-up appends to the listener's address when it connects, one warm-up migration for
+     * each, the most common last: source-side modes whose code differs (rdma-sim: {@code ,pin-all=on}
+     * and the default). A mode the warm-up never ran has its branches compiled as traps in the page
+     * loop, which the first real migration in that mode then throws away. Only asked when
+     * {@link #loopbackAddress()} gives an address.
+     */
+    default java.util.List<String> loopbackVariants() {
+        return java.util.List.of("");
+    }
 }

@@ -15,7 +15,7 @@ class MigrationWarmUpTest {
     @Timeout(60)
     void theWarmUpMigrationKeepsIteratingUntilItsBytesWentThroughThenCompletes() throws Exception {
         PipeTransport pipe = new PipeTransport(false);
-        long moved = EngineWarmup.transfer(Contributions.builder().add(pipe).build(), pipe, "warm-up-stream", () -> false);
+        long moved = EngineWarmup.transfer(Contributions.builder().add(pipe).build(), pipe, "warm-up-stream", "", EngineWarmup.JIT_BYTES, () -> false);
         // fails if the migration switched over early (the page and record code would not reach tier 4) or failed
         assertThat(moved).isGreaterThanOrEqualTo(EngineWarmup.JIT_BYTES);
     }
@@ -24,7 +24,7 @@ class MigrationWarmUpTest {
     @Timeout(60)
     void theWarmUpOverAOneSidedTransportCompletesToo() throws Exception {
         PipeTransport pipe = new PipeTransport(true);
-        long moved = EngineWarmup.transfer(Contributions.builder().add(pipe).build(), pipe, "warm-up-one-sided", () -> false);
+        long moved = EngineWarmup.transfer(Contributions.builder().add(pipe).build(), pipe, "warm-up-one-sided", "", EngineWarmup.JIT_BYTES, () -> false);
         assertThat(moved).isGreaterThanOrEqualTo(EngineWarmup.JIT_BYTES);
     }
 
@@ -35,7 +35,7 @@ class MigrationWarmUpTest {
         AtomicInteger asked = new AtomicInteger();
         long t0 = System.nanoTime();
         // stop once the migration has run a few milliseconds (the warm-up asks about every millisecond)
-        long moved = EngineWarmup.transfer(Contributions.builder().add(pipe).build(), pipe, "warm-up-stopped", () -> asked.incrementAndGet() > 5);
+        long moved = EngineWarmup.transfer(Contributions.builder().add(pipe).build(), pipe, "warm-up-stopped", "", EngineWarmup.JIT_BYTES, () -> asked.incrementAndGet() > 5);
         assertThat(moved).isLessThan(EngineWarmup.JIT_BYTES);
         assertThat(Duration.ofNanos(System.nanoTime() - t0)).isLessThan(Duration.ofSeconds(10));
     }

@@ -128,16 +128,33 @@ public final class EngineWarmup {
             long t2 = System.nanoTime();
             log.debug("migration engine warmed up in {} us (stream), {} us (run states)", (t1 - t0) / 1000, (t2 - t1) / 1000);
             if (transfer && contributions != null) {
+                List<MigrationTransport> routes = new java.util.ArrayList<>();
+                List<String> variants = new java.util.ArrayList<>();
                 for (String scheme : contributions.names(ContributionKind.MIGRATION_SCHEME)) {
                     MigrationTransport t = contributions.transport(scheme);
-                    Optional<String> address = t.loopbackAddress();
-                    if (address.isPresent() && !yielded) {
-                        long t3 = System.nanoTime();
-                        long moved = transfer(contributions, t, address.get(), () -> yielded);
-                        log.debug("migration engine warmed up over {}: {} bytes in {} us{}", scheme, moved, (System.nanoTime() - t3) / 1000,
-                                yielded ? " (stopped: a migration started)" : "");
+                    if (t.loopbackAddress().isPresent()) {
+                        for (String v : t.loopbackVariants()) {
+                            routes.add(t);
+                            variants.add(v);
+                        }
                     }
                 }
+                // with several routes, a second round: the page loop compiled during one route meets the
+                // others' branches as traps and is compiled again; by the second round every branch was seen
+                int rounds = routes.size() > 1 ? 2 : 1;
+                for (int round = 0; round < rounds && !yielded; round++) {
+                    for (int i = 0; i < routes.size() && !yielded; i++) {
+                        MigrationTransport t = routes.get(i);
+                        long t3 = System.nanoTime();
+                        long moved = transfer(contributions, t, t.loopbackAddress().orElseThrow(), variants.get(i), round == 0 ? JIT_BYTES : JIT_BYTES / 2,
+                                () -> yielded);
+                        log.debug("migration engine warmed up over {}{}: {} bytes in {} us{}", t.scheme(), variants.get(i), moved,
+                                (System.nanoTime() - t3) / 1000, yielded ? " (stopped: a migration started)" : "");
+                    }
+                }
+                long t4 = System.nanoTime();
+                awaitCompilerIdle(Duration.ofSeconds(10));
+                log.debug("migration engine warm-up: the JIT's compiler threads were busy for {} ms more", (System.nanoTime() - t4) / 1_000_000);
             }
         } catch (IOException | RuntimeException | InterruptedException e) {
             // only a lost head start: the first migration pays these costs itself
@@ -146,11 +163,65 @@ public final class EngineWarmup {
     }
 
     /**
-     * Migrates a machine of its own to another of its own over {@code transport} at {@code address}
-     * (loopback), keeping the migration iterating until {@link #JIT_BYTES} went through, then lets it
-     * complete; once {@code stop} says so, cancels it instead. Returns the bytes moved.
+     * Waits until the JIT's compiler threads have been idle for 100 ms (their CPU time in
+     * {@code /proc/self/task}), at most {@code max}, or until a migration starts. A tier-4 compilation
+     * of the page loop with both kinds of writes inlined took 0.6 s of a compiler thread on the
+     * reference machine: a migration that started meanwhile shared the processors with it. Without
+     * {@code /proc}, waits half a second.
      */
-    public static long transfer(Contributions contributions, MigrationTransport transport, String address, java.util.function.BooleanSupplier stop)
+    static void awaitCompilerIdle(Duration max) throws InterruptedException {
+        long deadline = System.nanoTime() + max.toNanos();
+        long last = compilerCpuTicks();
+        if (last < 0) {
+            Thread.sleep(500);
+            return;
+        }
+        int quiet = 0;
+        while (quiet < 2 && !yielded && System.nanoTime() - deadline < 0) {
+            Thread.sleep(50);
+            long now = compilerCpuTicks();
+            quiet = now == last ? quiet + 1 : 0;
+            last = now;
+        }
+    }
+
+    /** The CPU time (clock ticks) of this process's JIT compiler threads so far, or -1 when it cannot be read. */
+    static long compilerCpuTicks() {
+        long sum = 0;
+        boolean any = false;
+        try (java.nio.file.DirectoryStream<Path> tasks = Files.newDirectoryStream(Path.of("/proc/self/task"))) {
+            for (Path t : tasks) {
+                String comm;
+                String stat;
+                try {
+                    comm = Files.readString(t.resolve("comm")).trim();
+                    if (!comm.startsWith("C1 CompilerThre") && !comm.startsWith("C2 CompilerThre")) {
+                        continue;
+                    }
+                    stat = Files.readString(t.resolve("stat"));
+                } catch (IOException gone) {
+                    // the thread ended meanwhile
+                    continue;
+                }
+                // after "(comm) ": state is field 3, utime field 14, stime field 15
+                String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+                sum += Long.parseLong(f[11]) + Long.parseLong(f[12]);
+                any = true;
+            }
+        } catch (IOException | RuntimeException e) {
+            return -1;
+        }
+        return any ? sum : -1;
+    }
+
+    /**
+     * Migrates a machine of its own to another of its own over {@code transport} at {@code address}
+     * (loopback; the source connects to the listener's address followed by {@code variant}), keeping
+     * the migration iterating until {@code bytes} went through, then lets it complete; once
+     * {@code stop} says so, cancels it instead. Returns the bytes moved.
+     */
+    public static long transfer(Contributions contributions, MigrationTransport transport, String address, String variant, long bytes,
+                                java.util.function.BooleanSupplier stop)
             throws IOException, InterruptedException {
         MigrationParameters defaults = MigrationParameters.defaults();
         // the destination's RAM is a shared file, as a one-sided transport needs it (rdma-sim); removed after
@@ -180,13 +251,21 @@ public final class EngineWarmup {
                 IncomingMigration in = new IncomingMigration(dst, listener, uri, new IncomingOptions(false, false), defaults);
                 in.start();
                 // a downtime limit of 0 never switches over while pages are dirty
-                MigrationParameters iterate = defaults.withDowntimeLimitMs(0);
-                java.util.concurrent.atomic.AtomicReference<MigrationParameters> parameters = new java.util.concurrent.atomic.AtomicReference<>(iterate);
-                OutgoingMigration out = new OutgoingMigration(src, transport, uri, listener.address(), parameters::get, false, false);
-                // each pass finds pages to send until the downtime limit lets the migration switch over
+                // a downtime limit of 0 never switches over while pages are dirty; passes alternate between no
+                // bandwidth limit and QEMU's default one, so that the compiled page loop has seen both (a branch
+                // the JIT never saw taken is compiled as a trap: the first real migration that took it had the
+                // loop thrown away and compiled again, 0.8-1 s of a compiler thread, while it ran)
+                MigrationParameters unlimited = defaults.withDowntimeLimitMs(0).withMaxBandwidth(0);
+                MigrationParameters limited = defaults.withDowntimeLimitMs(0);
+                MigrationParameters finish = defaults.withMaxBandwidth(0);
+                ParameterCell parameters = new ParameterCell(unlimited);
+                OutgoingMigration out = new OutgoingMigration(src, transport, uri + variant, listener.address() + variant, parameters, false, false);
+                // each pass finds pages to send until the migration may switch over
                 out.beforeSync(() -> {
-                    if (parameters.get() != defaults) {
+                    MigrationParameters p = parameters.get();
+                    if (p != finish) {
                         dirtyPattern(ram, random);
+                        parameters.compareAndSet(p, p == unlimited ? limited : unlimited);
                     }
                 });
                 current = out;
@@ -206,8 +285,8 @@ public final class EngineWarmup {
                                 cancelled = true;
                                 out.cancel();
                             }
-                        } else if (moved >= JIT_BYTES) {
-                            parameters.set(defaults);
+                        } else if (moved >= bytes) {
+                            parameters.set(finish);
                         }
                         Thread.sleep(1);
                     }

@@ -63,7 +63,7 @@ public final class OutgoingMigration implements Runnable {
     private final MigrationTransport transport;
     private final String uri;
     private final String address;
-    private final Supplier<MigrationParameters> parameters;
+    private final ParameterCell parameters;
     private final MigrationParameters initial;
     private final boolean autoConverge;
     private final boolean multifd;
@@ -87,7 +87,7 @@ public final class OutgoingMigration implements Runnable {
     /**
      * @param parameters read again during the migration: {@code max-bandwidth} and {@code downtime-limit} take effect at once
      */
-    public OutgoingMigration(Machine machine, MigrationTransport transport, String uri, String address, Supplier<MigrationParameters> parameters,
+    public OutgoingMigration(Machine machine, MigrationTransport transport, String uri, String address, ParameterCell parameters,
                              boolean autoConverge, boolean multifd) {
         this.machine = machine;
         this.transport = transport;

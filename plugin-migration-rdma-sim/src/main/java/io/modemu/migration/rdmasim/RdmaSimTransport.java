@@ -36,12 +36,17 @@ public final class RdmaSimTransport implements MigrationTransport {
 
     /**
      * Loopback with the default fabric settings: the engine's warm-up migrates a machine of its own over
-     * this transport (chunked registration), so the one-sided write path is compiled before the first
-     * real migration.
+     * this transport, so the one-sided write path is compiled before the first real migration.
      */
     @Override
     public Optional<String> loopbackAddress() {
         return Optional.of("127.0.0.1:0");
+    }
+
+    /** Both registration modes: pin-all, then chunks (the default) last. */
+    @Override
+    public java.util.List<String> loopbackVariants() {
+        return java.util.List.of(",pin-all=on", "");
     }
 
     @Override

@@ -673,9 +673,14 @@ public final class RdmaDevice implements AutoCloseable {
         for (QueuePair qp : qps) {
             qp.close();
         }
-        for (int i = 0; i < regions.length(); i++) {
-            MemoryRegion mr = regions.get(i);
-            if (mr != null && mr.isRegistered()) {
+        // the registered regions, through their protection domains: not a walk of all the table's slots
+        // (65,536 by default), which made close hot enough for the JIT to compile during a migration
+        List<MemoryRegion> live = new ArrayList<>();
+        for (ProtectionDomain pd : pds) {
+            live.addAll(pd.regions);
+        }
+        for (MemoryRegion mr : live) {
+            if (mr.isRegistered()) {
                 try {
                     deregister(mr);
                 } catch (VerbsException e) {
