@@ -64,7 +64,7 @@ public final class EngineWarmup {
     /** RAM of each warm-up machine. */
     static final long JIT_RAM = 16L << 20;
     /** Data moved by a transport's warm-up migration: enough for the page and record code to reach tier 4. */
-    public static final long JIT_BYTES = 64L << 20;
+    public static final long JIT_BYTES = 192L << 20;
     /** The warm-up's own machines, while they exist. */
     private static final Set<Machine> OWN = ConcurrentHashMap.newKeySet();
     private static volatile boolean yielded;
@@ -142,11 +142,16 @@ public final class EngineWarmup {
                 // with several routes, a second round: the page loop compiled during one route meets the
                 // others' branches as traps and is compiled again; by the second round every branch was seen
                 int rounds = routes.size() > 1 ? 2 : 1;
+                // a compile queue full of the process's start-up work raises the JIT's thresholds for tier 4
+                // (its load feedback): the page loop would then stay at tier 3 through the warm-up
+                if (!routes.isEmpty()) {
+                    awaitCompilerIdle(Duration.ofSeconds(10));
+                }
                 for (int round = 0; round < rounds && !yielded; round++) {
                     for (int i = 0; i < routes.size() && !yielded; i++) {
                         MigrationTransport t = routes.get(i);
                         long t3 = System.nanoTime();
-                        long moved = transfer(contributions, t, t.loopbackAddress().orElseThrow(), variants.get(i), round == 0 ? JIT_BYTES : JIT_BYTES / 2,
+                        long moved = transfer(contributions, t, t.loopbackAddress().orElseThrow(), variants.get(i), round == 0 ? JIT_BYTES : JIT_BYTES / 4,
                                 () -> yielded);
                         log.debug("migration engine warmed up over {}{}: {} bytes in {} us{}", t.scheme(), variants.get(i), moved,
                                 (System.nanoTime() - t3) / 1000, yielded ? " (stopped: a migration started)" : "");
@@ -251,8 +256,8 @@ public final class EngineWarmup {
                 IncomingMigration in = new IncomingMigration(dst, listener, uri, new IncomingOptions(false, false), defaults);
                 in.start();
                 // a downtime limit of 0 never switches over while pages are dirty
-                // a downtime limit of 0 never switches over while pages are dirty; passes alternate between no
-                // bandwidth limit and QEMU's default one, so that the compiled page loop has seen both (a branch
+                // a downtime limit of 0 never switches over while pages are dirty; one pass in four runs with QEMU's
+                // default bandwidth limit, the others with none, so that the compiled page loop has seen both (a branch
                 // the JIT never saw taken is compiled as a trap: the first real migration that took it had the
                 // loop thrown away and compiled again, 0.8-1 s of a compiler thread, while it ran)
                 MigrationParameters unlimited = defaults.withDowntimeLimitMs(0).withMaxBandwidth(0);
@@ -261,11 +266,13 @@ public final class EngineWarmup {
                 ParameterCell parameters = new ParameterCell(unlimited);
                 OutgoingMigration out = new OutgoingMigration(src, transport, uri + variant, listener.address() + variant, parameters, false, false);
                 // each pass finds pages to send until the migration may switch over
+                int[] passes = new int[1];
                 out.beforeSync(() -> {
                     MigrationParameters p = parameters.get();
                     if (p != finish) {
                         dirtyPattern(ram, random);
-                        parameters.compareAndSet(p, p == unlimited ? limited : unlimited);
+                        passes[0]++;
+                        parameters.compareAndSet(p, passes[0] % 4 == 0 ? limited : unlimited);
                     }
                 });
                 current = out;
@@ -326,7 +333,8 @@ public final class EngineWarmup {
     /**
      * Dirties what a guest at work would between two passes, in the random and the written-zero parts
      * of the warm-up RAM: scattered single pages, which make many short records (the per-record code
-     * needs thousands of calls before the JIT compiles it at tier 4), and one longer run.
+     * needs thousands of calls before the JIT compiles it at tier 4), and one longer run: about 5 MiB
+     * in some 40 bitmap words, each of which runs the page loop over 25 pages on average.
      */
     private static void dirtyPattern(RamBlock ram, SplittableRandom random) {
         int pages = (int) ((JIT_RAM / 2 + JIT_RAM / 8) / Wire.PAGE);
