@@ -48,10 +48,13 @@ import org.slf4j.LoggerFactory;
  *       first migration in a process compiled that code while it ran, at tier 1 and again at tier 4, on
  *       the processors the migration needed: on the reference machine (2 processors, both ends busy)
  *       the compiler threads ran for 220 ms on the source and 160 ms on the destination during a 430 ms
- *       migration. It migrates a machine of its own (16 MiB) to another of its own over each
- *       transport that offers a {@linkplain MigrationTransport#loopbackAddress() loopback address},
- *       through the engine's real code, until about 160 MiB went through, re-dirtying half of its RAM
- *       so that the migration keeps iterating.</li>
+ *       migration. It migrates a machine of its own (16 MiB) to another of its own (RAM in a shared
+ *       file, as a one-sided transport needs) over each transport that offers a
+ *       {@linkplain MigrationTransport#loopbackAddress() loopback address}, once per
+ *       {@linkplain MigrationTransport#loopbackVariants() variant}, through the engine's real code,
+ *       re-dirtying scattered pages so that it keeps iterating until {@link #JIT_BYTES} went through;
+ *       with several routes, a second shorter round, so that the last compilation has seen every
+ *       route's branches. Before and after, it waits for the JIT's compiler threads to be idle.</li>
  * </ul>
  *
  * <p>It never delays a real migration: a migration that starts in the process (outgoing, or an
