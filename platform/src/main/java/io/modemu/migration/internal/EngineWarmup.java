@@ -21,7 +21,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import java.util.Set;
 import java.util.SplittableRandom;
 import java.util.concurrent.ConcurrentHashMap;
@@ -31,6 +30,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.LongAdder;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import org.slf4j.event.Level;
 
 /**
  * Pays, once per process and on a background thread, the one-time costs of the engine's paths:
@@ -122,6 +122,15 @@ public final class EngineWarmup {
         return !OWN.isEmpty() && OWN.contains(machine);
     }
 
+    /** The level of a migration's operator messages: INFO, DEBUG for the warm-up's own machines, which nobody asked for. */
+    static Level noticeLevel(Machine machine) {
+        return owns(machine) ? Level.DEBUG : Level.INFO;
+    }
+
+    /** One warm-up migration: a transport, its loopback address, and what the source appends to it. */
+    private record Route(MigrationTransport transport, String address, String variant) {
+    }
+
     private static void run(Contributions contributions, boolean transfer) {
         long t0 = System.nanoTime();
         try {
@@ -131,16 +140,10 @@ public final class EngineWarmup {
             long t2 = System.nanoTime();
             log.debug("migration engine warmed up in {} us (stream), {} us (run states)", (t1 - t0) / 1000, (t2 - t1) / 1000);
             if (transfer && contributions != null) {
-                List<MigrationTransport> routes = new java.util.ArrayList<>();
-                List<String> variants = new java.util.ArrayList<>();
+                List<Route> routes = new java.util.ArrayList<>();
                 for (String scheme : contributions.names(ContributionKind.MIGRATION_SCHEME)) {
                     MigrationTransport t = contributions.transport(scheme);
-                    if (t.loopbackAddress().isPresent()) {
-                        for (String v : t.loopbackVariants()) {
-                            routes.add(t);
-                            variants.add(v);
-                        }
-                    }
+                    t.loopbackAddress().ifPresent(address -> t.loopbackVariants().forEach(v -> routes.add(new Route(t, address, v))));
                 }
                 // with several routes, a second round: the page loop compiled during one route meets the
                 // others' branches as traps and is compiled again; by the second round every branch was seen
@@ -152,11 +155,10 @@ public final class EngineWarmup {
                 }
                 for (int round = 0; round < rounds && !yielded; round++) {
                     for (int i = 0; i < routes.size() && !yielded; i++) {
-                        MigrationTransport t = routes.get(i);
+                        Route r = routes.get(i);
                         long t3 = System.nanoTime();
-                        long moved = transfer(contributions, t, t.loopbackAddress().orElseThrow(), variants.get(i), round == 0 ? JIT_BYTES : JIT_BYTES / 4,
-                                () -> yielded);
-                        log.debug("migration engine warmed up over {}{}: {} bytes in {} us{}", t.scheme(), variants.get(i), moved,
+                        long moved = transfer(contributions, r.transport(), r.address(), r.variant(), round == 0 ? JIT_BYTES : JIT_BYTES / 4, () -> yielded);
+                        log.debug("migration engine warmed up over {}{}: {} bytes in {} us{}", r.transport().scheme(), r.variant(), moved,
                                 (System.nanoTime() - t3) / 1000, yielded ? " (stopped: a migration started)" : "");
                     }
                 }
@@ -258,7 +260,6 @@ public final class EngineWarmup {
                 String uri = transport.scheme() + ":" + listener.address();
                 IncomingMigration in = new IncomingMigration(dst, listener, uri, new IncomingOptions(false, false), defaults);
                 in.start();
-                // a downtime limit of 0 never switches over while pages are dirty
                 // a downtime limit of 0 never switches over while pages are dirty; one pass in four runs with QEMU's
                 // default bandwidth limit, the others with none, so that the compiled page loop has seen both (a branch
                 // the JIT never saw taken is compiled as a trap: the first real migration that took it had the

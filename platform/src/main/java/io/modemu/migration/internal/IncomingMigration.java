@@ -29,7 +29,6 @@ import java.util.concurrent.Phaser;
 import java.util.concurrent.atomic.LongAdder;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
-import org.slf4j.event.Level;
 
 /**
  * The destination of a migration, run by its own thread ({@code modemu-migration-incoming}): accepts
@@ -81,7 +80,7 @@ public final class IncomingMigration implements Runnable {
 
     /** INFO for a machine's migration; DEBUG for the engine's warm-up machines, which operators did not ask for. */
     private void notice(String format, Object... arguments) {
-        log.atLevel(EngineWarmup.owns(machine) ? Level.DEBUG : Level.INFO).log(format, arguments);
+        log.atLevel(EngineWarmup.noticeLevel(machine)).log(format, arguments);
     }
 
     public void start() {

@@ -28,11 +28,9 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.locks.LockSupport;
-import java.util.function.Supplier;
 import java.util.zip.CRC32C;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
-import org.slf4j.event.Level;
 
 /**
  * One outgoing migration, run by its own thread ({@code modemu-migration}): setup, pre-copy passes,
@@ -103,7 +101,7 @@ public final class OutgoingMigration implements Runnable {
 
     /** INFO for a machine's migration; DEBUG for the engine's warm-up machines, which operators did not ask for. */
     private void notice(String format, Object... arguments) {
-        log.atLevel(EngineWarmup.owns(machine) ? Level.DEBUG : Level.INFO).log(format, arguments);
+        log.atLevel(EngineWarmup.noticeLevel(machine)).log(format, arguments);
     }
 
     /**

@@ -2,6 +2,7 @@ package io.modemu.migration.internal;
 
 import io.modemu.migration.MigrationParameters;
 import java.util.Objects;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Supplier;
 
 /**
@@ -12,29 +13,23 @@ import java.util.function.Supplier;
  * real migration and was thrown away and compiled again while that migration ran.
  */
 public final class ParameterCell implements Supplier<MigrationParameters> {
-    private volatile MigrationParameters value;
+    private final AtomicReference<MigrationParameters> value;
 
     public ParameterCell(MigrationParameters initial) {
-        this.value = Objects.requireNonNull(initial);
+        this.value = new AtomicReference<>(Objects.requireNonNull(initial));
     }
 
     @Override
     public MigrationParameters get() {
-        return value;
+        return value.get();
     }
 
     public void set(MigrationParameters p) {
-        this.value = Objects.requireNonNull(p);
+        value.set(Objects.requireNonNull(p));
     }
 
     /** Sets {@code next} if the parameters are still {@code expected} (the same object). */
     public boolean compareAndSet(MigrationParameters expected, MigrationParameters next) {
-        synchronized (this) {
-            if (value != expected) {
-                return false;
-            }
-            value = Objects.requireNonNull(next);
-            return true;
-        }
+        return value.compareAndSet(expected, Objects.requireNonNull(next));
     }
 }
