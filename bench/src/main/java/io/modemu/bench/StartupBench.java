@@ -33,9 +33,9 @@ import java.util.regex.Pattern;
  * with OpenSBI and U-Boot, a virtio-blk disk over the same kind of raw file, the same QMP polling (TCG's
  * virtio-mmio has no ioeventfd, so QEMU's disk cannot sit on an IOThread).</li>
  * </ul>
- * If the installation's launcher uses an AOT cache itself the modemu figure includes it; if not, the
- * launcher is also measured with a JDK AOT cache passed through {@code MODEMU_OPTS}, trained first by one
- * start of the same VM (what an installation could ship).
+ * The modemu figure is the installation as unpacked ({@code MODEMU_AOT=off}); unless {@code --aot=off},
+ * the launcher is also measured after {@code bin/modemu aot-cache} made the installation's JDK AOT cache,
+ * which it then starts from (what a user gets after that one command).
  *
  * <p>Options: {@code --home=DIR} (the installation, required), {@code --runs=N} (5, medians),
  * {@code --warmup=N} (1 round not counted), {@code --qemu=auto|off}, {@code --aot=auto|off},
@@ -111,7 +111,6 @@ public final class StartupBench {
         String launcher = Files.readString(home.resolve("bin/modemu"));
         List<String> jvmOptions = launcherJvmOptions(launcher);
         boolean qemu = !qemuMode.equals("off") && onPath("qemu-system-riscv64") && Files.isRegularFile(Path.of(OPENSBI)) && Files.isRegularFile(Path.of(UBOOT));
-        boolean launcherAot = launcher.contains("AOTCache");
         line("bench", "startup");
         line("runs", runs);
         line("cpus", Runtime.getRuntime().availableProcessors());
@@ -122,15 +121,12 @@ public final class StartupBench {
         line("qemu_vm", qemu ? "qemu-system-riscv64 -machine virt -m 64M, OpenSBI + U-Boot, virtio-blk-device over a 64 MiB raw file (no IOThread: TCG virtio-mmio has no ioeventfd)"
                 : "not run (" + (qemuMode.equals("off") ? "--qemu=off" : "install qemu-system-misc opensbi u-boot-qemu") + ")");
 
-        Path aotCache = null;
-        if (launcherAot) {
-            line("modemu_aot", "the launcher uses an AOT cache itself: modemu_running_ms includes it");
-        } else if (aotMode.equals("off")) {
-            line("modemu_aot", "not measured (--aot=off); the installation ships no AOT cache");
+        boolean aot = !aotMode.equals("off");
+        if (!aot) {
+            line("modemu_aot", "not measured (--aot=off)");
         } else {
-            aotCache = work.resolve("modemu.aot");
-            long t = trainAot(aotCache);
-            line("modemu_aot", "the installation ships no AOT cache: also measured with one passed through MODEMU_OPTS, trained here by one start ("
+            long t = makeAotCache();
+            line("modemu_aot", "also measured starting from the installation's AOT cache, made here by 'bin/modemu aot-cache' ("
                     + TimeUnit.NANOSECONDS.toMillis(t) + " ms)");
         }
 
@@ -141,8 +137,8 @@ public final class StartupBench {
         List<Long> qemuRunning = new ArrayList<>();
         for (int round = -warmup; round < runs; round++) {
             long b = bareJvm(jvmOptions, classpath);
-            long[] m = modemu(null);
-            long[] a = aotCache != null ? modemu(List.of("-XX:AOTMode=on", "-XX:AOTCache=" + aotCache)) : null;
+            long[] m = modemu("off");
+            long[] a = aot ? modemu("auto") : null;
             long[] q = qemu ? qemu() : null;
             if (round < 0) {
                 continue;
@@ -183,14 +179,15 @@ public final class StartupBench {
 
     /** The JVM options of the launcher's exec line, without those that name its own files. */
     static List<String> launcherJvmOptions(String launcher) {
-        Matcher m = Pattern.compile("exec \"\\$JAVA\"(.*?)--module-path", Pattern.DOTALL).matcher(launcher);
+        Matcher m = Pattern.compile("\\$launch \"\\$JAVA\"(.*?)\"\\$@\"", Pattern.DOTALL).matcher(launcher);
         if (!m.find()) {
-            throw new IllegalStateException("bin/modemu has no line 'exec \"$JAVA\" ... --module-path': cannot read the launcher's JVM options");
+            throw new IllegalStateException("bin/modemu has no line '$launch \"$JAVA\" ... \"$@\"': cannot read the launcher's JVM options");
         }
         List<String> opts = new ArrayList<>();
         for (String t : m.group(1).replace("\\\n", " ").trim().split("\\s+")) {
-            if (t.startsWith("-") && !t.contains("$")) {
-                opts.add(t);
+            String o = t.startsWith("'") && t.endsWith("'") && t.length() > 1 ? t.substring(1, t.length() - 1) : t;
+            if (o.startsWith("-") && !o.contains("$")) {
+                opts.add(o);
             }
         }
         return opts;
@@ -217,13 +214,14 @@ public final class StartupBench {
     }
 
     /** Starts the installed modemu; returns {time to running, time until the monitor accepted}. */
-    private long[] modemu(List<String> extraJvmOptions) throws Exception {
+    /** @param aot the launcher's MODEMU_AOT: off, or auto (start from the installation's cache) */
+    private long[] modemu(String aot) throws Exception {
         Path sock = work.resolve("modemu-" + (++seq) + ".sock");
         List<String> cmd = List.of(home.resolve("bin/modemu").toString(), "run", "-name", "startup", "-m", "64M",
                 "-object", "iothread,id=io0", "-drive", "file=" + disk + ",format=raw,if=none,id=d0",
                 "-device", "virtio-blk-device,drive=d0,iothread=io0", "-guest", "disk-verify",
                 "-qmp", "unix:" + sock + ",server=on,wait=off", "-display", "none", "-serial", "none");
-        Map<String, String> env = Map.of("MODEMU_OPTS", extraJvmOptions == null ? "" : String.join(" ", extraJvmOptions));
+        Map<String, String> env = Map.of("MODEMU_OPTS", "", "MODEMU_AOT", aot);
         return startToRunning("modemu", cmd, env, sock);
     }
 
@@ -236,32 +234,22 @@ public final class StartupBench {
         return startToRunning("qemu", cmd, Map.of(), sock);
     }
 
-    /** Trains an AOT cache by one start of the VM to running, a second of running, and a quit. */
-    private long trainAot(Path cache) throws Exception {
+    /** Runs {@code bin/modemu aot-cache} in the installation; returns how long it took. */
+    private long makeAotCache() throws Exception {
         long t0 = System.nanoTime();
-        Path sock = work.resolve("train.sock");
-        List<String> cmd = List.of(home.resolve("bin/modemu").toString(), "run", "-name", "startup", "-m", "64M",
-                "-object", "iothread,id=io0", "-drive", "file=" + disk + ",format=raw,if=none,id=d0",
-                "-device", "virtio-blk-device,drive=d0,iothread=io0", "-guest", "disk-verify",
-                "-qmp", "unix:" + sock + ",server=on,wait=off", "-display", "none", "-serial", "none");
-        Path log = work.resolve("train.log");
-        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
+        Path log = work.resolve("aot-cache.log");
+        ProcessBuilder pb = new ProcessBuilder(home.resolve("bin/modemu").toString(), "aot-cache").redirectErrorStream(true).redirectOutput(log.toFile());
         pb.environment().put("JAVA_HOME", System.getProperty("java.home"));
         pb.environment().remove("MODEMU_PLUGINS");
-        pb.environment().put("MODEMU_OPTS", "-XX:AOTCacheOutput=" + cache);
+        pb.environment().remove("MODEMU_OPTS");
+        pb.environment().remove("MODEMU_AOT_CACHE");
         Process p = pb.start();
-        try (Qmp q = Qmp.await(sock, p, System.nanoTime() + TIMEOUT_NANOS, log)) {
-            q.awaitRunning(p, System.nanoTime() + TIMEOUT_NANOS, log);
-            Thread.sleep(1000);
-            q.quit();
-        }
-        // the JVM writes the cache at exit (a child JVM assembles it)
         if (!p.waitFor(300, TimeUnit.SECONDS)) {
             p.destroyForcibly();
-            throw new IllegalStateException("the AOT training run did not exit in 300 s; see " + log);
+            throw new IllegalStateException("bin/modemu aot-cache did not exit in 300 s; see " + log);
         }
-        if (!Files.isRegularFile(cache)) {
-            throw new IllegalStateException("the AOT training run wrote no cache: " + tail(log));
+        if (p.exitValue() != 0 || !Files.isRegularFile(home.resolve("lib/modemu.aot"))) {
+            throw new IllegalStateException("bin/modemu aot-cache failed (exit " + p.exitValue() + "): " + tail(log));
         }
         return System.nanoTime() - t0;
     }

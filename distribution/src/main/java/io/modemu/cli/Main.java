@@ -6,7 +6,7 @@ import picocli.CommandLine.Command;
 /** Entry point of the {@code modemu} command. */
 @Command(name = "modemu", mixinStandardHelpOptions = true, versionProvider = VersionProvider.class,
         description = "Modemu, a plugin-based machine emulator.",
-        subcommands = {RunCommand.class, QmpCommand.class, MigrateCommand.class, DemoCommand.class, PluginsCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {RunCommand.class, QmpCommand.class, MigrateCommand.class, DemoCommand.class, PluginsCommand.class, AotCacheCommand.class, AotTrainCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
