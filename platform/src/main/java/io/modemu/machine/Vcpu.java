@@ -33,6 +33,8 @@ public final class Vcpu implements GuestEnvironment {
     /** The pending timer is a throttle sleep, which an interrupt does not cut short (as QEMU's cpu throttle). */
     private boolean throttleSleep;
     private volatile int throttlePercent;
+    /** When the current throttle timeslice began (context time), or -1 when none is running. */
+    private long sliceStart = -1;
     private volatile long steps;
 
     Vcpu(int index, AioContext context, Machine machine) {
@@ -86,7 +88,13 @@ public final class Vcpu implements GuestEnvironment {
         });
     }
 
-    /** Sleeps the vCPU for {@code percent} of its time (0 = no throttle, max 99). */
+    /** QEMU's CPU_THROTTLE_TIMESLICE_NS: how long a throttled vCPU runs between two throttle sleeps. */
+    static final long THROTTLE_TIMESLICE_NANOS = 10_000_000;
+
+    /**
+     * Sleeps the vCPU for {@code percent} of its time (0 = no throttle, max 99), as QEMU's cpu throttle
+     * does: it runs {@link #THROTTLE_TIMESLICE_NANOS}, then sleeps that times {@code percent / (100 - percent)}.
+     */
     public void setThrottle(int percent) {
         this.throttlePercent = Math.max(0, Math.min(99, percent));
     }
@@ -118,7 +126,6 @@ public final class Vcpu implements GuestEnvironment {
         if (!running || halted || task == null) {
             return;
         }
-        long started = throttlePercent > 0 ? context.nanoTime() : 0;
         long r;
         try {
             r = task.step();
@@ -135,11 +142,20 @@ public final class Vcpu implements GuestEnvironment {
         }
         int throttle = throttlePercent;
         if (throttle > 0) {
-            long ran = Math.max(1_000, context.nanoTime() - started);
-            long sleep = ran * throttle / (100 - throttle);
-            waitTimer = context.schedule(sleep, this::timerFired);
-            throttleSleep = true;
-            return;
+            // QEMU's cpu throttle: the vCPU runs a timeslice, then sleeps timeslice x pct / (100 - pct) in one
+            // piece (99%: 10 ms of every second). Sleeping in proportion after every step instead spreads the
+            // guest thinly over the whole second, so no interval between two dirty syncs is ever quiet
+            long now = context.nanoTime();
+            if (sliceStart < 0) {
+                sliceStart = now;
+            } else if (now - sliceStart >= THROTTLE_TIMESLICE_NANOS) {
+                sliceStart = -1;
+                waitTimer = context.schedule(THROTTLE_TIMESLICE_NANOS * throttle / (100 - throttle), this::timerFired);
+                throttleSleep = true;
+                return;
+            }
+        } else {
+            sliceStart = -1;
         }
         if (r == GuestTask.CONTINUE) {
             queueStep();

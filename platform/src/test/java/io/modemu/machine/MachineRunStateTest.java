@@ -241,4 +241,61 @@ class MachineRunStateTest {
         assertThat(m.runState()).isEqualTo(RunState.GUEST_PANICKED);
         assertThat(cpu.context().uncaughtErrors()).isZero();
     }
+
+    /**
+     * QEMU's cpu throttle: a throttled vCPU runs for a 10 ms timeslice, then sleeps timeslice x pct / (100 - pct)
+     * in one piece, so that the intervals in which the guest dirties nothing are long (auto-converge relies on
+     * them); at 99% it runs 10 ms of every second.
+     */
+    @Test
+    void aThrottledVcpuRunsTimeslicesAndSleepsInOnePieceAsQemusThrottle() {
+        List<Long> at = Collections.synchronizedList(new ArrayList<>());
+        Vcpu cpu = m.vcpus().getFirst();
+        m.onMainLoop(() -> {
+            cpu.load(() -> {
+                at.add(sched.now());
+                return GuestTask.CONTINUE;
+            });
+            return null;
+        });
+        sched.await(m.vmStart());
+        for (int pct : new int[] {50, 99}) {
+            cpu.setThrottle(pct);
+            sched.runUntil(() -> false, 50_000);
+            at.clear();
+            long from = sched.now();
+            long window = pct == 99 ? 10_000_000_000L : 2_000_000_000L;
+            sched.runUntil(() -> sched.now() - from > window, 50_000_000);
+            long sleep = Vcpu.THROTTLE_TIMESLICE_NANOS * pct / (100 - pct);
+            List<Long> steps = List.copyOf(at);
+            long running = 0;
+            long burstStart = steps.getFirst();
+            int sleeps = 0;
+            for (int i = 1; i < steps.size(); i++) {
+                long gap = steps.get(i) - steps.get(i - 1);
+                if (gap >= sleep) {
+                    sleeps++;
+                    running += steps.get(i - 1) - burstStart;
+                    assertThat(steps.get(i - 1) - burstStart).as("a timeslice at %d%%", pct)
+                            .isLessThanOrEqualTo(Vcpu.THROTTLE_TIMESLICE_NANOS + 10_000);
+                    burstStart = steps.get(i);
+                } else {
+                    assertThat(gap).as("between two steps of a timeslice at %d%%", pct).isLessThan(1_000_000);
+                }
+            }
+            running += steps.getLast() - burstStart;
+            long span = steps.getLast() - steps.getFirst();
+            assertThat(sleeps).as("sleeps at %d%%", pct).isGreaterThanOrEqualTo(pct == 99 ? 8 : 90);
+            assertThat((double) running / span).as("share of time running at %d%%", pct)
+                    .isBetween((100 - pct) / 100.0 * 0.8, (100 - pct) / 100.0 * 1.2);
+        }
+        cpu.setThrottle(0);
+        sched.runUntil(() -> false, 50_000);
+        at.clear();
+        long from = sched.now();
+        sched.runUntil(() -> sched.now() - from > 100_000_000L, 50_000_000);
+        for (int i = 1; i < at.size(); i++) {
+            assertThat(at.get(i) - at.get(i - 1)).as("unthrottled").isLessThan(1_000_000);
+        }
+    }
 }
