@@ -68,6 +68,8 @@ public final class ChildJvm implements AutoCloseable {
         cmd.add("-Dguice_custom_class_loading=CHILD");
         cmd.add("-XX:+EnableDynamicAgentLoading");
         cmd.add("-Xss1m");
+        // as bin/modemu runs it: the platform (a named module here) gives guest RAM its I/O view
+        cmd.add("--enable-native-access=io.modemu.platform");
         for (String o : System.getProperty("modemu.child.jvm.options", "").split(" ")) {
             if (!o.isBlank()) {
                 cmd.add(o.replace("{name}", name));
