@@ -66,4 +66,15 @@ public interface MigrationTransport {
     default java.util.List<String> loopbackVariants() {
         return java.util.List.of("");
     }
+
+    /**
+     * Whether the destination's guest RAM must be a shared file mapping for this transport, because the
+     * source writes into it one-sided ({@link RemoteRamTarget}; rdma-sim). The warm-up gives its
+     * destination machine such RAM only then, and anonymous RAM otherwise, as the destinations of such
+     * transports usually have: the compiled loading code is specialized on the kind of memory it saw,
+     * and meeting the other kind first in a real migration throws it away.
+     */
+    default boolean destinationRamMustBeShared() {
+        return false;
+    }
 }

@@ -28,8 +28,21 @@ final class PipeTransport implements MigrationTransport {
     private final Map<String, List<RamBlock>> exposed = new ConcurrentHashMap<>();
     private final boolean oneSided;
 
+    /** Whether it says the destination's RAM must be a shared file mapping, and checks it when RAM is exposed. */
+    private final boolean requireShared;
+
     PipeTransport(boolean oneSided) {
+        this(oneSided, false);
+    }
+
+    PipeTransport(boolean oneSided, boolean requireShared) {
         this.oneSided = oneSided;
+        this.requireShared = requireShared;
+    }
+
+    @Override
+    public boolean destinationRamMustBeShared() {
+        return requireShared;
     }
 
     @Override
@@ -209,6 +222,9 @@ final class PipeTransport implements MigrationTransport {
 
         @Override
         public byte[] expose(List<RamBlock> blocks) {
+            if (requireShared && !blocks.getFirst().segment().isMapped()) {
+                throw new IllegalStateException("pipe: one-sided writes need the destination's RAM to be a shared file mapping");
+            }
             exposedToken = UUID.randomUUID().toString();
             exposed.put(exposedToken, blocks);
             return exposedToken.getBytes(StandardCharsets.UTF_8);

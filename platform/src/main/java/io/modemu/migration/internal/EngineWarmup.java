@@ -234,13 +234,22 @@ public final class EngineWarmup {
                                 java.util.function.BooleanSupplier stop)
             throws IOException, InterruptedException {
         MigrationParameters defaults = MigrationParameters.defaults();
-        // the destination's RAM is a shared file, as a one-sided transport needs it (rdma-sim); removed after
-        Path shm = Path.of("/dev/shm");
-        Path ramFile = Files.createTempFile(Files.isDirectory(shm) && Files.isWritable(shm) ? shm : Path.of(System.getProperty("java.io.tmpdir")),
-                "modemu-migration-warm-up-", ".ram");
+        // the destination's RAM is a shared file when a one-sided transport needs it (rdma-sim), removed after;
+        // anonymous otherwise, as such a transport's destinations usually have it (the loading code compiled
+        // for one kind of memory segment is thrown away when a real migration brings the other)
+        Path ramFile = null;
+        if (transport.destinationRamMustBeShared()) {
+            Path shm = Path.of("/dev/shm");
+            ramFile = Files.createTempFile(Files.isDirectory(shm) && Files.isWritable(shm) ? shm : Path.of(System.getProperty("java.io.tmpdir")),
+                    "modemu-migration-warm-up-", ".ram");
+        }
+        Machine.Builder dstBuilder = Machine.builder().name("migration-warm-up-destination").ram(JIT_RAM).vcpus(0)
+                .initialState(RunState.INMIGRATE).contributions(contributions);
+        if (ramFile != null) {
+            dstBuilder.ramFile(ramFile);
+        }
         try (Machine src = Machine.builder().name("migration-warm-up-source").ram(JIT_RAM).vcpus(0).contributions(contributions).build();
-             Machine dst = Machine.builder().name("migration-warm-up-destination").ram(JIT_RAM).ramFile(ramFile).vcpus(0)
-                     .initialState(RunState.INMIGRATE).contributions(contributions).build()) {
+             Machine dst = dstBuilder.build()) {
             OWN.add(src);
             OWN.add(dst);
             try {
@@ -316,7 +325,9 @@ public final class EngineWarmup {
                 OWN.remove(dst);
             }
         } finally {
-            Files.deleteIfExists(ramFile);
+            if (ramFile != null) {
+                Files.deleteIfExists(ramFile);
+            }
         }
     }
 

@@ -43,6 +43,12 @@ public final class RdmaSimTransport implements MigrationTransport {
         return Optional.of("127.0.0.1:0");
     }
 
+    /** RAM pages are RDMA WRITEs into the destination's guest RAM, which must be a shared file mapping. */
+    @Override
+    public boolean destinationRamMustBeShared() {
+        return true;
+    }
+
     /** Both registration modes: pin-all, then chunks (the default) last. */
     @Override
     public java.util.List<String> loopbackVariants() {
