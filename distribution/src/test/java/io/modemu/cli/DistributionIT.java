@@ -6,8 +6,7 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -18,34 +17,16 @@ class DistributionIT {
     @TempDir
     static Path tmp;
     static Path home;
-
-    record Result(int exit, String out, String err) {
-    }
+    static UnpackedDistribution dist;
 
     @BeforeAll
     static void unpack() throws Exception {
-        Path tarball = Path.of(System.getProperty("modemu.dist.tarball"));
-        assertThat(tarball).exists();
-        Process p = new ProcessBuilder("tar", "xzf", tarball.toString(), "-C", tmp.toString()).inheritIO().start();
-        assertThat(p.waitFor()).isZero();
-        try (var s = Files.list(tmp)) {
-            home = s.filter(d -> d.getFileName().toString().startsWith("modemu-")).findFirst().orElseThrow();
-        }
+        dist = UnpackedDistribution.unpack(tmp);
+        home = dist.home();
     }
 
-    static Result modemu(String... args) throws IOException, InterruptedException {
-        List<String> cmd = new ArrayList<>();
-        cmd.add(home.resolve("bin/modemu").toString());
-        cmd.addAll(List.of(args));
-        ProcessBuilder pb = new ProcessBuilder(cmd);
-        pb.environment().put("JAVA_HOME", System.getProperty("java.home"));
-        pb.environment().remove("MODEMU_PLUGINS");
-        Path out = Files.createTempFile(tmp, "out", ".txt");
-        Path err = Files.createTempFile(tmp, "err", ".txt");
-        pb.redirectOutput(out.toFile()).redirectError(err.toFile());
-        Process p = pb.start();
-        assertThat(p.waitFor(300, TimeUnit.SECONDS)).as("modemu %s finished", String.join(" ", args)).isTrue();
-        return new Result(p.exitValue(), Files.readString(out, StandardCharsets.UTF_8), Files.readString(err, StandardCharsets.UTF_8));
+    static UnpackedDistribution.Result modemu(String... args) throws IOException, InterruptedException {
+        return dist.run(Map.of(), args);
     }
 
     @Test
@@ -61,7 +42,7 @@ class DistributionIT {
 
     @Test
     void pluginsListsEachPluginWithIdVersionModuleAndContributions() throws Exception {
-        Result r = modemu("plugins");
+        UnpackedDistribution.Result r = modemu("plugins");
         assertThat(r.exit()).as(r.err()).isZero();
         assertThat(r.out()).containsPattern("file\\s+0\\.1\\.0\\s+io\\.modemu\\.block\\.file\\s+block drivers file, raw");
         assertThat(r.out()).containsPattern("null\\s+0\\.1\\.0\\s+io\\.modemu\\.block\\.nullco\\s+block drivers null-co, null");
@@ -69,9 +50,9 @@ class DistributionIT {
 
     @Test
     void disablingAPluginRemovesItUntilItIsEnabledAgain() throws Exception {
-        Result d = modemu("plugins", "disable", "null");
+        UnpackedDistribution.Result d = modemu("plugins", "disable", "null");
         assertThat(d.exit()).as(d.err()).isZero();
-        Result l = modemu("plugins", "list");
+        UnpackedDistribution.Result l = modemu("plugins", "list");
         assertThat(l.out()).doesNotContainPattern("null\\s+0\\.1\\.0").contains("Disabled:").contains("null (modemu-plugin-null.jar)");
         assertThat(modemu("plugins", "enable", "null").exit()).isZero();
         assertThat(modemu("plugins").out()).containsPattern("null\\s+0\\.1\\.0");
@@ -82,7 +63,7 @@ class DistributionIT {
         Path broken = home.resolve("plugins/broken.jar");
         Files.write(broken, "this is not a jar".getBytes(StandardCharsets.UTF_8));
         try {
-            Result r = modemu("plugins");
+            UnpackedDistribution.Result r = modemu("plugins");
             assertThat(r.exit()).isZero();
             assertThat(r.out()).containsPattern("file\\s+0\\.1\\.0").contains("Failed:")
                     .contains("plugin 'broken.jar' (broken.jar): not a readable jar: broken.jar");
@@ -93,17 +74,17 @@ class DistributionIT {
 
     @Test
     void aCommandThatCannotDoItsJobExitsNonZeroWithOneLine() throws Exception {
-        Result r = modemu("plugins", "enable", "no-such-plugin");
+        UnpackedDistribution.Result r = modemu("plugins", "enable", "no-such-plugin");
         assertThat(r.exit()).isEqualTo(1);
         assertThat(r.err().strip()).isEqualTo("modemu: no plugin 'no-such-plugin' in " + home.resolve("plugins"));
-        Result bad = modemu("plugins", "frobnicate");
+        UnpackedDistribution.Result bad = modemu("plugins", "frobnicate");
         assertThat(bad.exit()).isNotZero();
         assertThat(bad.err()).contains("unknown action 'frobnicate'");
     }
 
     @Test
     void theDemoRunsEndToEndInShortModeFromTheTarball() throws Exception {
-        Result r = modemu("demo", "--short");
+        UnpackedDistribution.Result r = modemu("demo", "--short");
         assertThat(r.exit()).as(r.out() + r.err()).isZero();
         assertThat(r.out()).contains("migrating over TCP").contains("guest carries on").contains("0 failed")
                 .containsPattern("OK: every hop completed").containsPattern("tcp\\s+\\d+ ms");
