@@ -9,12 +9,10 @@ import io.modemu.platform.PlatformSettings;
 import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
-import java.util.stream.Stream;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -78,9 +76,7 @@ public final class AotTrainCommand implements Callable<Integer> {
             spec.commandLine().getOut().println("modemu aot-train: done");
             return 0;
         } finally {
-            try (Stream<Path> s = Files.walk(work)) {
-                s.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
-            }
+            WorkDirs.delete(work);
         }
     }
 }

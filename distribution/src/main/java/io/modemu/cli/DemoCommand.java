@@ -341,12 +341,8 @@ public final class DemoCommand implements Callable<Integer> {
                 } catch (IOException ignored) {
                     // no /dev/shm
                 }
-                if (!keep && Files.exists(work)) {
-                    try (var w = Files.walk(work)) {
-                        for (Path p : w.sorted(java.util.Comparator.reverseOrder()).toList()) {
-                            Files.deleteIfExists(p);
-                        }
-                    }
+                if (!keep) {
+                    WorkDirs.delete(work);
                 }
             }
         } catch (IOException e) {
