@@ -20,6 +20,9 @@ import java.util.Locale;
  *       end's simulated link bandwidth.</li>
  *   <li>{@code shm=DIR} (default {@code /dev/shm}): where the fabric's shared files live; both ends
  *       must use the same directory.</li>
+ *   <li>{@code copy=map|pwrite} (source; default {@code map}): how this end's simulated adapter places
+ *       RDMA WRITE data in the peer's memory: copied through a mapping of the peer's file whose pages a
+ *       prefetcher maps ahead of the writes, or with positional file writes.</li>
  * </ul>
  *
  * @param host    host name or address (IPv6 in brackets)
@@ -69,7 +72,12 @@ public record RdmaSimAddress(String host, int port, boolean pinAll, FabricSettin
                 case "latency" -> fabric = fabric.withLatency(duration(value));
                 case "bandwidth" -> fabric = fabric.withBandwidth(Sizes.parse(value, 1, "rdma-sim: bandwidth"));
                 case "shm" -> fabric = fabric.withShmDirectory(Path.of(value));
-                default -> throw new ConfigurationException("rdma-sim: unknown option '" + name + "' (known: pin-all, latency, bandwidth, shm)");
+                case "copy" -> fabric = fabric.withMappedWrites(switch (value) {
+                    case "map" -> true;
+                    case "pwrite" -> false;
+                    default -> throw new ConfigurationException("rdma-sim: copy=" + value + ": expected map or pwrite");
+                });
+                default -> throw new ConfigurationException("rdma-sim: unknown option '" + name + "' (known: pin-all, latency, bandwidth, shm, copy)");
             }
         }
         return new RdmaSimAddress(host, port, pinAll, fabric);

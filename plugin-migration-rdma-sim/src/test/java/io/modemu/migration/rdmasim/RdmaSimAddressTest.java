@@ -18,6 +18,9 @@ class RdmaSimAddressTest {
         assertThat(a.fabric().latency()).isEqualTo(Duration.ofNanos(2000));
         assertThat(a.fabric().bandwidthBytesPerSecond()).isEqualTo((long) (12.5 * (1L << 30)));
         assertThat(a.fabric().shmDirectory()).isEqualTo(Path.of("/tmp/x"));
+        assertThat(a.fabric().mappedWrites()).isTrue();
+        assertThat(RdmaSimAddress.parse("h:1,copy=pwrite").fabric().mappedWrites()).isFalse();
+        assertThat(RdmaSimAddress.parse("h:1,copy=map").fabric().mappedWrites()).isTrue();
         RdmaSimAddress plain = RdmaSimAddress.parse("[::1]:0");
         assertThat(plain.host()).isEqualTo("::1");
         assertThat(plain.pinAll()).isFalse();
@@ -32,5 +35,7 @@ class RdmaSimAddressTest {
         assertThatThrownBy(() -> RdmaSimAddress.parse("h:1,latency=5")).hasMessageContaining("needs a unit");
         assertThatThrownBy(() -> RdmaSimAddress.parse("h:1,colour=blue")).hasMessageContaining("unknown option 'colour'");
         assertThatThrownBy(() -> RdmaSimAddress.parse("h:1,bandwidth=fast")).hasMessageContaining("bandwidth");
+        assertThatThrownBy(() -> RdmaSimAddress.parse("h:1,copy=dma")).isInstanceOf(ConfigurationException.class)
+                .hasMessageContaining("copy=dma: expected map or pwrite");
     }
 }

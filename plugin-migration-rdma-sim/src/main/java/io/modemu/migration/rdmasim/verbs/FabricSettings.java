@@ -18,9 +18,13 @@ import java.util.Objects;
  * @param maxMessageSize          the largest SEND payload; RDMA WRITE and READ go up to 2 GiB - 1
  * @param deregisterTimeout       how long deregistration waits for a peer's write in progress into the
  *                                region before giving up on it (the peer died in the middle of it)
+ * @param mappedWrites            whether this device's one-sided writes copy through a mapping of the
+ *                                peer's file, its pages mapped ahead by a prefetcher (the default), or
+ *                                with positional file writes ({@code pwrite}); see {@code PeerMemory}
  */
 public record FabricSettings(Path shmDirectory, Duration latency, long bandwidthBytesPerSecond, int maxQueuePairs,
-                             int maxMemoryRegions, int maxSharedFiles, int maxMessageSize, Duration deregisterTimeout) {
+                             int maxMemoryRegions, int maxSharedFiles, int maxMessageSize, Duration deregisterTimeout,
+                             boolean mappedWrites) {
 
     /** The largest RDMA WRITE or READ, as {@code max_msg_sz} on most adapters. */
     public static final long MAX_RDMA_LENGTH = Integer.MAX_VALUE;
@@ -56,30 +60,34 @@ public record FabricSettings(Path shmDirectory, Duration latency, long bandwidth
         if (!Files.isDirectory(shm)) {
             shm = Path.of(System.getProperty("java.io.tmpdir"));
         }
-        return new FabricSettings(shm, Duration.ZERO, 0, 256, 1 << 16, 256, 16 << 20, Duration.ofSeconds(5));
+        return new FabricSettings(shm, Duration.ZERO, 0, 256, 1 << 16, 256, 16 << 20, Duration.ofSeconds(5), true);
     }
 
     public FabricSettings withShmDirectory(Path dir) {
-        return new FabricSettings(dir, latency, bandwidthBytesPerSecond, maxQueuePairs, maxMemoryRegions, maxSharedFiles, maxMessageSize, deregisterTimeout);
+        return new FabricSettings(dir, latency, bandwidthBytesPerSecond, maxQueuePairs, maxMemoryRegions, maxSharedFiles, maxMessageSize, deregisterTimeout, mappedWrites);
     }
 
     public FabricSettings withLatency(Duration l) {
-        return new FabricSettings(shmDirectory, l, bandwidthBytesPerSecond, maxQueuePairs, maxMemoryRegions, maxSharedFiles, maxMessageSize, deregisterTimeout);
+        return new FabricSettings(shmDirectory, l, bandwidthBytesPerSecond, maxQueuePairs, maxMemoryRegions, maxSharedFiles, maxMessageSize, deregisterTimeout, mappedWrites);
     }
 
     public FabricSettings withBandwidth(long bytesPerSecond) {
-        return new FabricSettings(shmDirectory, latency, bytesPerSecond, maxQueuePairs, maxMemoryRegions, maxSharedFiles, maxMessageSize, deregisterTimeout);
+        return new FabricSettings(shmDirectory, latency, bytesPerSecond, maxQueuePairs, maxMemoryRegions, maxSharedFiles, maxMessageSize, deregisterTimeout, mappedWrites);
     }
 
     public FabricSettings withMaxMemoryRegions(int n) {
-        return new FabricSettings(shmDirectory, latency, bandwidthBytesPerSecond, maxQueuePairs, n, maxSharedFiles, maxMessageSize, deregisterTimeout);
+        return new FabricSettings(shmDirectory, latency, bandwidthBytesPerSecond, maxQueuePairs, n, maxSharedFiles, maxMessageSize, deregisterTimeout, mappedWrites);
     }
 
     public FabricSettings withDeregisterTimeout(Duration d) {
-        return new FabricSettings(shmDirectory, latency, bandwidthBytesPerSecond, maxQueuePairs, maxMemoryRegions, maxSharedFiles, maxMessageSize, d);
+        return new FabricSettings(shmDirectory, latency, bandwidthBytesPerSecond, maxQueuePairs, maxMemoryRegions, maxSharedFiles, maxMessageSize, d, mappedWrites);
     }
 
     public FabricSettings withMaxMessageSize(int n) {
-        return new FabricSettings(shmDirectory, latency, bandwidthBytesPerSecond, maxQueuePairs, maxMemoryRegions, maxSharedFiles, n, deregisterTimeout);
+        return new FabricSettings(shmDirectory, latency, bandwidthBytesPerSecond, maxQueuePairs, maxMemoryRegions, maxSharedFiles, n, deregisterTimeout, mappedWrites);
+    }
+
+    public FabricSettings withMappedWrites(boolean mapped) {
+        return new FabricSettings(shmDirectory, latency, bandwidthBytesPerSecond, maxQueuePairs, maxMemoryRegions, maxSharedFiles, maxMessageSize, deregisterTimeout, mapped);
     }
 }

@@ -9,59 +9,121 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.UserPrincipal;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLongArray;
 
 /**
  * The peer's memory as its adapter would guard it: one-sided requests are checked against the peer's
  * published table (key, protection domain, access rights, bounds) and then copied straight into or
- * out of the file behind the peer's region with positional file I/O ({@code pwrite}/{@code pread}).
- * The peer maps that file shared, so the bytes land in (or come from) the very pages of its memory —
- * for guest RAM backed by a file, an RDMA WRITE lands directly in the destination's guest RAM, with
- * no work on the destination.
+ * out of the file behind the peer's region. The peer maps that file shared, so the bytes land in (or
+ * come from) the very pages of its memory — for guest RAM backed by a file, an RDMA WRITE lands
+ * directly in the destination's guest RAM, with no work on the destination.
  *
- * <p>Why not map the peer's file here and copy with {@code MemorySegment.copy}: every first touch of
- * a page through a new mapping is a page fault in this process, and a migration touches each page of
- * the destination about once; on the reference machine copying through a fresh mapping ran at
- * ~1.4 GB/s and {@code pwrite} at ~3.5 GB/s. Positional I/O is also memory-safe whatever the peer
- * does to its file (a truncated file cannot raise SIGBUS here).
+ * <p>How the bytes move. This process maps each of the peer's files shared too, and an RDMA WRITE is
+ * a plain memory copy into that mapping. What costs is not the copy but this process's page tables:
+ * the first touch of each 4 KiB page through a new mapping is a page fault, and a migration touches
+ * each page of the destination about once. So, as an adapter fetches its work requests and their
+ * address translations ahead of the data, a <em>translation prefetcher</em> (one thread per
+ * connection) maps the pages of the writes already posted ({@link #prefetch}) while the send thread
+ * copies the ones before them; a write whose pages are not mapped yet maps them itself first. Where a
+ * file cannot be mapped, and for RDMA READ, positional file I/O ({@code pwrite}/{@code pread}) moves
+ * the bytes instead ({@link FabricSettings#mappedWrites()} false, the address option {@code copy=pwrite},
+ * makes writes use it too).
  *
  * <p>The table and the files are the peer's, hence untrusted: every index and offset read from them
  * is bounds-checked against the file this process opened, so a lying peer can make a request fail
  * but cannot make this process touch anything else. Only regular files owned by this user are opened.
+ * A peer that shrinks its file under a mapping makes the copy fault (SIGBUS); the JVM turns that
+ * into an {@link InternalError} in the copying thread, which fails the request with a remote access
+ * error like any other bad access.
  *
- * <p>Confined to the link's send thread, which closes it when it stops.
+ * <p>The send thread owns it and closes it when it stops; the prefetcher only reads the table and
+ * touches mapped pages.
  */
 final class PeerMemory implements AutoCloseable {
     private final SharedTable table;
     private final Arena arena;
     private final String peerName;
     private final UserPrincipal owner;
+    /** Guarded by {@code this}: the send thread and the prefetcher both open files. */
     private final Map<Integer, OpenFile> files = new HashMap<>();
+    private final Prefetcher prefetcher;
+    /** Channels of files replaced by a newer generation, closed with the rest. Guarded by {@code this}. */
+    private final List<FileChannel> retired = new ArrayList<>();
 
-    private record OpenFile(int generation, FileChannel channel, long size) {
+    /** Writes through a shared mapping of the peer's file (false: positional file I/O only). */
+    private final boolean mappedWrites;
+    private static final int PAGE_SHIFT = 12;
+
+    /**
+     * One of the peer's files: its channel and, unless it could not be mapped, a shared mapping with a
+     * bit per page that this process's page tables already map (a hint only: a page whose bit is wrong
+     * costs a fault, nothing else).
+     */
+    private record OpenFile(int generation, FileChannel channel, long size, MemorySegment map, AtomicLongArray mapped) {
+        /** {@code length} > 0. */
+        boolean allMapped(long off, long length) {
+            for (long p = off >>> PAGE_SHIFT, last = (off + length - 1) >>> PAGE_SHIFT; p <= last; p++) {
+                if ((p & 63) == 0 && last - p >= 63) {
+                    if (mapped.get((int) (p >>> 6)) != -1L) {
+                        return false;
+                    }
+                    p += 63;
+                } else if ((mapped.get((int) (p >>> 6)) & (1L << p)) == 0) {
+                    return false;
+                }
+            }
+            return true;
+        }
+
+        /** Maps the pages of {@code [off, off + length)} into this process (read faults: no data changes); {@code length} > 0. */
+        void mapPages(long off, long length) {
+            long first = off & -(1L << PAGE_SHIFT);
+            long end = Math.min(size, off + length);
+            map.asSlice(first, end - first).load();
+            for (long p = first >>> PAGE_SHIFT, last = (end - 1) >>> PAGE_SHIFT; p <= last; p++) {
+                if ((p & 63) == 0 && last - p >= 63) {
+                    mapped.set((int) (p >>> 6), -1L);
+                    p += 63;
+                } else {
+                    final long bit = 1L << p;
+                    mapped.getAndUpdate((int) (p >>> 6), v -> v | bit);
+                }
+            }
+        }
     }
 
-    private PeerMemory(SharedTable table, Arena arena, String peerName, UserPrincipal owner) {
+    /** Where a checked one-sided request lands: a file and the offset in it. */
+    private record Target(OpenFile file, long offset) {
+    }
+
+    private PeerMemory(SharedTable table, Arena arena, String peerName, UserPrincipal owner, boolean mappedWrites) {
         this.table = table;
         this.arena = arena;
         this.peerName = peerName;
         this.owner = owner;
+        this.mappedWrites = mappedWrites;
+        this.prefetcher = mappedWrites ? new Prefetcher() : null;
     }
 
     /**
      * Maps the peer's table.
      *
-     * @param owner the user whose files may be opened (the owner of this device's own table)
+     * @param owner        the user whose files may be opened (the owner of this device's own table)
+     * @param mappedWrites copy RDMA WRITE data through mappings of the peer's files (else {@code pwrite})
      */
-    static PeerMemory open(Path tableFile, long deviceId, String peerName, UserPrincipal owner) throws IOException {
+    static PeerMemory open(Path tableFile, long deviceId, String peerName, UserPrincipal owner, boolean mappedWrites) throws IOException {
         if (!Files.isRegularFile(tableFile) || !Files.getOwner(tableFile).equals(owner)) {
             throw new IOException("rdma-sim: peer table " + tableFile + " is not a regular file owned by " + owner.getName());
         }
         Arena arena = Arena.ofShared();
         try {
-            return new PeerMemory(SharedTable.open(tableFile, deviceId, arena), arena, peerName, owner);
+            return new PeerMemory(SharedTable.open(tableFile, deviceId, arena), arena, peerName, owner, mappedWrites);
         } catch (IOException | RuntimeException e) {
             arena.close();
             throw e;
@@ -87,6 +149,16 @@ final class PeerMemory implements AutoCloseable {
         return access("RDMA READ", rkey, remoteAddress, dst, length, pd, Access.REMOTE_READ);
     }
 
+    /**
+     * Maps the pages an RDMA WRITE posted on this connection will land in, ahead of it, on the
+     * prefetcher thread. Any thread; never blocks; drops the hint when the prefetcher is far behind.
+     */
+    void prefetch(int rkey, long remoteAddress, long length, int pd) {
+        if (prefetcher != null && length > 0) {
+            prefetcher.offer(new Hint(rkey, remoteAddress, length, pd));
+        }
+    }
+
     private String access(String op, int rkey, long raddr, List<MemorySegment> local, long length, int pd, Access need) {
         int index = rkey >>> 8;
         if (index >= table.mrCapacity()) {
@@ -94,32 +166,23 @@ final class PeerMemory implements AutoCloseable {
         }
         table.enter(index);
         try {
-            SharedTable.MrEntry e = table.readMr(index);
-            if (e == null || e.key() != rkey) {
-                return where(op, need, rkey, raddr, length) + ": no memory region with this key is registered at " + peerName
-                        + " (never registered, or deregistered)";
+            Object t = resolve(op, index, rkey, raddr, length, pd, need);
+            if (t instanceof String err) {
+                return err;
             }
-            if (e.pd() != pd) {
-                return where(op, need, rkey, raddr, length) + ": the region belongs to protection domain " + e.pd() + " of " + peerName
-                        + ", not to the queue pair's protection domain " + pd;
+            Target target = (Target) t;
+            OpenFile file = target.file();
+            long pos = target.offset();
+            if (need == Access.REMOTE_WRITE && file.map() != null && length > 0) {
+                if (!file.allMapped(pos, length)) {
+                    file.mapPages(pos, length);
+                }
+                for (MemorySegment s : local) {
+                    MemorySegment.copy(s, 0, file.map(), pos, s.byteSize());
+                    pos += s.byteSize();
+                }
+                return null;
             }
-            if ((e.access() & need.bit) == 0) {
-                return where(op, need, rkey, raddr, length) + ": the region was registered without " + need + " (access "
-                        + Access.fromBits(e.access()) + ")";
-            }
-            if (e.length() < 0 || raddr - e.address() < 0 || length > e.length() || raddr - e.address() > e.length() - length) {
-                return where(op, need, rkey, raddr, length)
-                        + String.format(": outside the memory region [0x%x, 0x%x) of %s", e.address(), e.address() + e.length(), peerName);
-            }
-            OpenFile file = file(e.fileIndex(), e.fileGeneration());
-            if (file == null) {
-                return where(op, need, rkey, raddr, length) + ": the file behind the region at " + peerName + " cannot be opened";
-            }
-            long off = e.fileOffset() + (raddr - e.address());
-            if (e.fileOffset() < 0 || off < 0 || off > file.size() - length) {
-                return where(op, need, rkey, raddr, length) + ": the region's file offset lies outside the file " + peerName + " published";
-            }
-            long pos = off;
             for (MemorySegment s : local) {
                 ByteBuffer b = s.asByteBuffer();
                 while (b.hasRemaining()) {
@@ -134,9 +197,47 @@ final class PeerMemory implements AutoCloseable {
         } catch (IOException | IllegalStateException e) {
             // the file went away, or local memory was freed under the request
             return where(op, need, rkey, raddr, length) + ": " + e;
+        } catch (InternalError e) {
+            // a fault in the copy: the peer shrank the file under the mapping (SIGBUS)
+            return where(op, need, rkey, raddr, length) + ": the file behind the region at " + peerName + " faulted (shrunk under the mapping?): " + e.getMessage();
         } finally {
             table.leave(index);
         }
+    }
+
+    /**
+     * Checks a request against region {@code index} of the peer's table (between {@link SharedTable#enter}
+     * and {@link SharedTable#leave}) and finds where it lands.
+     *
+     * @return the {@link Target}, or why the peer's adapter refuses the request
+     */
+    private Object resolve(String op, int index, int rkey, long raddr, long length, int pd, Access need) {
+        SharedTable.MrEntry e = table.readMr(index);
+        if (e == null || e.key() != rkey) {
+            return where(op, need, rkey, raddr, length) + ": no memory region with this key is registered at " + peerName
+                    + " (never registered, or deregistered)";
+        }
+        if (e.pd() != pd) {
+            return where(op, need, rkey, raddr, length) + ": the region belongs to protection domain " + e.pd() + " of " + peerName
+                    + ", not to the queue pair's protection domain " + pd;
+        }
+        if ((e.access() & need.bit) == 0) {
+            return where(op, need, rkey, raddr, length) + ": the region was registered without " + need + " (access "
+                    + Access.fromBits(e.access()) + ")";
+        }
+        if (e.length() < 0 || raddr - e.address() < 0 || length > e.length() || raddr - e.address() > e.length() - length) {
+            return where(op, need, rkey, raddr, length)
+                    + String.format(": outside the memory region [0x%x, 0x%x) of %s", e.address(), e.address() + e.length(), peerName);
+        }
+        OpenFile file = file(e.fileIndex(), e.fileGeneration());
+        if (file == null) {
+            return where(op, need, rkey, raddr, length) + ": the file behind the region at " + peerName + " cannot be opened";
+        }
+        long off = e.fileOffset() + (raddr - e.address());
+        if (e.fileOffset() < 0 || off < 0 || off > file.size() - length) {
+            return where(op, need, rkey, raddr, length) + ": the region's file offset lies outside the file " + peerName + " published";
+        }
+        return new Target(file, off);
     }
 
     /** The request, for messages: {@code RDMA WRITE to rkey 0x1234 at 0x7f00... + 4096}. Only built on failure. */
@@ -144,7 +245,7 @@ final class PeerMemory implements AutoCloseable {
         return String.format("%s %s rkey 0x%x at 0x%x + %d", op, need == Access.REMOTE_READ ? "from" : "to", rkey, raddr, length);
     }
 
-    private OpenFile file(int fileIndex, int generation) {
+    private synchronized OpenFile file(int fileIndex, int generation) {
         OpenFile f = files.get(fileIndex);
         if (f != null && f.generation() == generation && f.channel().isOpen()) {
             return f;
@@ -158,10 +259,20 @@ final class PeerMemory implements AutoCloseable {
                 return null;
             }
             FileChannel ch = FileChannel.open(entry.path(), StandardOpenOption.READ, StandardOpenOption.WRITE);
-            OpenFile opened = new OpenFile(generation, ch, ch.size());
+            long size = ch.size();
+            MemorySegment map = null;
+            if (mappedWrites && size > 0 && size >>> PAGE_SHIFT < (long) Integer.MAX_VALUE << 6) {
+                try {
+                    map = ch.map(FileChannel.MapMode.READ_WRITE, 0, size, arena);
+                } catch (IOException | RuntimeException notMappable) {
+                    // positional I/O then
+                }
+            }
+            OpenFile opened = new OpenFile(generation, ch, size, map, map == null ? null : new AtomicLongArray((int) (((size >>> PAGE_SHIFT) + 64) >>> 6)));
+            // an older generation's channel stays open (a request may still use it) until close
             OpenFile old = files.put(fileIndex, opened);
             if (old != null) {
-                old.channel().close();
+                retired.add(old.channel());
             }
             return opened;
         } catch (IOException | RuntimeException e) {
@@ -169,8 +280,104 @@ final class PeerMemory implements AutoCloseable {
         }
     }
 
+    /** A write posted on the connection, for the prefetcher. */
+    private record Hint(int rkey, long remoteAddress, long length, int pd) {
+    }
+
+    /** The translation prefetcher: maps the pages of posted writes, in order, on a thread of its own (started at the first hint). */
+    private final class Prefetcher {
+        private final ArrayBlockingQueue<Hint> hints = new ArrayBlockingQueue<>(1024);
+        private Thread thread;
+        private boolean stopped;
+
+        void offer(Hint h) {
+            if (!hints.offer(h)) {
+                return;
+            }
+            synchronized (this) {
+                if (thread == null && !stopped) {
+                    thread = Thread.ofPlatform().daemon().name("rdma-sim prefetch " + peerName).start(this::run);
+                }
+            }
+        }
+
+        private void run() {
+            try {
+                while (true) {
+                    Hint h = hints.poll(1, TimeUnit.SECONDS);
+                    synchronized (this) {
+                        if (stopped) {
+                            return;
+                        }
+                    }
+                    if (h != null) {
+                        map(h);
+                    }
+                }
+            } catch (InterruptedException stop) {
+                // close
+            }
+        }
+
+        private void map(Hint h) {
+            int index = h.rkey() >>> 8;
+            if (index >= table.mrCapacity()) {
+                return;
+            }
+            table.enter(index);
+            try {
+                if (resolve("prefetch", index, h.rkey(), h.remoteAddress(), h.length(), h.pd(), Access.REMOTE_WRITE) instanceof Target t
+                        && t.file().map() != null && h.length() > 0 && !t.file().allMapped(t.offset(), h.length())) {
+                    t.file().mapPages(t.offset(), h.length());
+                }
+            } catch (RuntimeException | InternalError e) {
+                // only a hint: the write itself reports what is wrong
+            } finally {
+                table.leave(index);
+            }
+        }
+
+        /** Stops the thread and waits for it: the mapping it touches goes away next. */
+        void stop() {
+            Thread t;
+            synchronized (this) {
+                stopped = true;
+                t = thread;
+            }
+            if (t != null) {
+                t.interrupt();
+                try {
+                    t.join(TimeUnit.SECONDS.toMillis(5));
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+        }
+    }
+
     @Override
     public void close() {
+        if (prefetcher != null) {
+            prefetcher.stop();
+        }
+        synchronized (this) {
+            closeFiles();
+        }
+        try {
+            arena.close();
+        } catch (IllegalStateException alreadyClosed) {
+            // closed by a racing teardown
+        }
+    }
+
+    private void closeFiles() {
+        for (FileChannel c : retired) {
+            try {
+                c.close();
+            } catch (IOException e) {
+                // closing anyway
+            }
+        }
         for (OpenFile f : files.values()) {
             try {
                 f.channel().close();
@@ -179,10 +386,6 @@ final class PeerMemory implements AutoCloseable {
             }
         }
         files.clear();
-        try {
-            arena.close();
-        } catch (IllegalStateException alreadyClosed) {
-            // closed by a racing teardown
-        }
+        retired.clear();
     }
 }

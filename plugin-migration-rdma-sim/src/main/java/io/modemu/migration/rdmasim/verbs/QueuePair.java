@@ -325,6 +325,7 @@ public final class QueuePair implements AutoCloseable {
     public void postSend(SendWorkRequest wr) {
         Objects.requireNonNull(wr, "wr");
         Link inline = null;
+        Link hintTo = null;
         SendWqe inlined = null;
         lock.lock();
         try {
@@ -358,11 +359,22 @@ public final class QueuePair implements AutoCloseable {
                 sqWork.signalAll();
             }
             inlined = w;
+            if (inline == null && link != null) {
+                hintTo = link;
+            }
         } finally {
             lock.unlock();
         }
         if (inline != null) {
             inline.requester().executeInline(inlined);
+        } else if (hintTo != null) {
+            // the adapter fetches the write's address translation while earlier requests execute
+            switch (wr) {
+                case SendWorkRequest.RdmaWrite x -> hintTo.peerMemory.prefetch(x.rkey(), x.remoteAddress(), x.length(), hintTo.remotePd);
+                case SendWorkRequest.RdmaWriteWithImmediate x -> hintTo.peerMemory.prefetch(x.rkey(), x.remoteAddress(), x.length(), hintTo.remotePd);
+                default -> {
+                }
+            }
         }
     }
 

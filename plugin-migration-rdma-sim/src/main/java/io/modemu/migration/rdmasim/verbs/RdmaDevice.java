@@ -607,7 +607,7 @@ public final class RdmaDevice implements AutoCloseable {
                     + " (both ends must use the same directory, on the same host)");
         }
         try {
-            return PeerMemory.open(t, peer.deviceId(), "peer " + who, owner);
+            return PeerMemory.open(t, peer.deviceId(), "peer " + who, owner, settings.mappedWrites());
         } catch (IOException e) {
             throw new IOException("rdma-sim: cannot map the memory of peer " + who + ": " + e.getMessage()
                     + " (the fabric works between processes on one host)", e);

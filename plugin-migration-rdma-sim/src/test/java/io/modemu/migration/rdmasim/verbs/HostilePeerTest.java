@@ -10,7 +10,9 @@ import java.lang.foreign.Arena;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.FileChannel;
 import java.nio.channels.SocketChannel;
+import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -176,6 +178,28 @@ class HostilePeerTest {
             WorkCompletion wc = next(cq);
             assertThat(wc.status()).isEqualTo(WcStatus.REM_ACCESS_ERR);
             assertThat(wc.detail()).contains("outside the file");
+        }
+    }
+
+    @Test
+    void aPeerThatShrinksItsFileUnderTheMappingFailsTheWriteNotTheProcess() throws Exception {
+        // the victim copies into its own mapping of the impostor's file; the impostor then cuts the file short
+        try (SocketChannel silent = victimConnectsToSilentImpostor(ConnectionParameters.defaults())) {
+            SharedMemory sm = impostor.allocateShared(1 << 20);
+            MemoryRegion target = impostorQp.protectionDomain().register(sm.segment(), Access.LOCAL_WRITE, Access.REMOTE_WRITE);
+            MemoryRegion out = qp.protectionDomain().register(arena.allocate(1 << 16));
+            out.segment().fill((byte) 7);
+            qp.postSend(new SendWorkRequest.RdmaWrite(1, List.of(ScatterGatherElement.of(out)), target.address(), target.rkey(), true));
+            assertThat(next(cq).status()).isEqualTo(WcStatus.SUCCESS);
+            assertThat(sm.segment().get(java.lang.foreign.ValueLayout.JAVA_BYTE, 65535)).isEqualTo((byte) 7);
+            try (FileChannel ch = FileChannel.open(sm.file(), StandardOpenOption.WRITE)) {
+                ch.truncate(4096);
+            }
+            qp.postSend(new SendWorkRequest.RdmaWrite(2, List.of(ScatterGatherElement.of(out)), target.address() + 8192, target.rkey(), true));
+            WorkCompletion wc = next(cq);
+            assertThat(wc.status()).isEqualTo(WcStatus.REM_ACCESS_ERR);
+            assertThat(wc.detail()).contains("rkey").contains("faulted");
+            assertThat(qp.state()).isEqualTo(QpState.ERROR);
         }
     }
 

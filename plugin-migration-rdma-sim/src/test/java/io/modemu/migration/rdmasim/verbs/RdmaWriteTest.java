@@ -20,9 +20,14 @@ class RdmaWriteTest {
     private SharedMemory targetMemory;
     private MemoryRegion target;
 
+    /** Whether the writer copies through a mapping of the target's file ({@link RdmaWriteWithPwriteTest}: positional writes). */
+    boolean mappedWrites() {
+        return true;
+    }
+
     @BeforeEach
     void setUp() throws Exception {
-        fabric = new TestFabric();
+        fabric = new TestFabric(mappedWrites());
         pair = fabric.connect();
         arena = Arena.ofShared();
         MemorySegment s = arena.allocate(1 << 20, 4096);

@@ -18,8 +18,15 @@ final class TestFabric implements AutoCloseable {
 
     final Path dir;
     private final List<AutoCloseable> closeables = new ArrayList<>();
+    private final boolean mappedWrites;
 
     TestFabric() {
+        this(true);
+    }
+
+    /** @param mappedWrites the devices' {@link FabricSettings#mappedWrites()} */
+    TestFabric(boolean mappedWrites) {
+        this.mappedWrites = mappedWrites;
         try {
             Path shm = Path.of("/dev/shm");
             dir = Files.createTempDirectory(Files.isDirectory(shm) ? shm : Path.of(System.getProperty("java.io.tmpdir")), "rdmasim-test-");
@@ -29,7 +36,7 @@ final class TestFabric implements AutoCloseable {
     }
 
     FabricSettings settings() {
-        return FabricSettings.defaults().withShmDirectory(dir);
+        return FabricSettings.defaults().withShmDirectory(dir).withMappedWrites(mappedWrites);
     }
 
     RdmaDevice device() {
