@@ -16,6 +16,7 @@ import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
+import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -242,6 +243,34 @@ public final class EngineWarmup {
      * the migration iterating until {@code bytes} went through, then lets it complete; once
      * {@code stop} says so, cancels it instead. Returns the bytes moved.
      */
+    private static final String RAM_FILE_PREFIX = "modemu-migration-warm-up-";
+
+    /** Removes the warm-up RAM files of processes that no longer exist (killed during a warm-up). */
+    static void sweepStaleRamFiles(Path dir) {
+        try (DirectoryStream<Path> files = Files.newDirectoryStream(dir, RAM_FILE_PREFIX + "*-*.ram")) {
+            for (Path f : files) {
+                String rest = f.getFileName().toString().substring(RAM_FILE_PREFIX.length());
+                long owner;
+                try {
+                    owner = Long.parseLong(rest.substring(0, rest.indexOf('-')));
+                } catch (NumberFormatException e) {
+                    continue;
+                }
+                if (owner == ProcessHandle.current().pid() || ProcessHandle.of(owner).map(ProcessHandle::isAlive).orElse(false)) {
+                    continue;
+                }
+                try {
+                    Files.deleteIfExists(f);
+                    log.info("migration warm-up: removed {}, left behind by process {} which no longer exists", f, owner);
+                } catch (IOException e) {
+                    log.warn("migration warm-up: cannot remove stale {}: {}", f, e.getMessage());
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            log.warn("migration warm-up: cannot look for stale files in {}: {}", dir, e.getMessage());
+        }
+    }
+
     public static long transfer(Contributions contributions, MigrationTransport transport, String address, String variant, long bytes,
                                 java.util.function.BooleanSupplier stop)
             throws IOException, InterruptedException {
@@ -252,8 +281,10 @@ public final class EngineWarmup {
         Path ramFile = null;
         if (transport.destinationRamMustBeShared()) {
             Path shm = Path.of("/dev/shm");
-            ramFile = Files.createTempFile(Files.isDirectory(shm) && Files.isWritable(shm) ? shm : Path.of(System.getProperty("java.io.tmpdir")),
-                    "modemu-migration-warm-up-", ".ram");
+            Path dir = Files.isDirectory(shm) && Files.isWritable(shm) ? shm : Path.of(System.getProperty("java.io.tmpdir"));
+            sweepStaleRamFiles(dir);
+            // named after this process, so that a later one removes it if this one is killed before it can
+            ramFile = Files.createTempFile(dir, RAM_FILE_PREFIX + ProcessHandle.current().pid() + "-", ".ram");
         }
         Machine.Builder dstBuilder = Machine.builder().name("migration-warm-up-destination").ram(JIT_RAM).vcpus(0)
                 .initialState(RunState.INMIGRATE).contributions(contributions);
