@@ -303,7 +303,7 @@ class RdmaSimConnectionTest {
     }
 
     @Test
-    void closedConnectionsLeaveNoThreadsAndNoFilesBehind() throws Exception {
+    void closedConnectionsLeaveNoThreadsAndNoFilesBehindEvenAfterOneSidedWrites() throws Exception {
         for (int i = 0; i < 3; i++) {
             RdmaSimAcceptor acceptor = RdmaSimAcceptor.listen(RdmaSimAddress.parse("127.0.0.1:0,shm=" + dir), WAIT);
             CompletableFuture<RdmaSimConnection> in = CompletableFuture.supplyAsync(() -> {
@@ -317,9 +317,15 @@ class RdmaSimConnectionTest {
             RdmaSimConnection dst = in.join();
             out.write(ByteBuffer.wrap(new byte[] {1}));
             readFully(dst, 1);
+            // one-sided writes too, which start the source's translation prefetcher
+            Ram ram = ram(2L << 20);
+            out.openRam(ram.source(), dst.exposeRam(ram.destination()));
+            out.writeRam(0, 0, 2L << 20);
+            out.flushRam();
             out.close();
             dst.close();
             acceptor.close();
+            Files.delete(dir.resolve("dest-ram0-" + (files - 1)));
         }
         long deadline = System.nanoTime() + WAIT.toNanos();
         while (true) {
