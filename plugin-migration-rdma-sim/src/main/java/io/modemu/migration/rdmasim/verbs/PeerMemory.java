@@ -14,6 +14,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLongArray;
 
@@ -61,24 +62,13 @@ final class PeerMemory implements AutoCloseable {
     private static final int PAGE_SHIFT = 12;
 
     /**
-     * One of the peer's files: its channel and, unless it could not be mapped, a shared mapping with a
-     * bit per page that this process's page tables already map (a hint only: a page whose bit is wrong
-     * costs a fault, nothing else).
+     * One of the peer's files: its channel and, unless it could not be mapped, a shared mapping with the
+     * pages this process's page tables already map.
      */
-    private record OpenFile(int generation, FileChannel channel, long size, MemorySegment map, AtomicLongArray mapped) {
+    private record OpenFile(int generation, FileChannel channel, long size, MemorySegment map, MappedPages mapped) {
         /** {@code length} > 0. */
         boolean allMapped(long off, long length) {
-            for (long p = off >>> PAGE_SHIFT, last = (off + length - 1) >>> PAGE_SHIFT; p <= last; p++) {
-                if ((p & 63) == 0 && last - p >= 63) {
-                    if (mapped.get((int) (p >>> 6)) != -1L) {
-                        return false;
-                    }
-                    p += 63;
-                } else if ((mapped.get((int) (p >>> 6)) & (1L << p)) == 0) {
-                    return false;
-                }
-            }
-            return true;
+            return mapped.all(off >>> PAGE_SHIFT, (off + length - 1) >>> PAGE_SHIFT);
         }
 
         /** Maps the pages of {@code [off, off + length)} into this process (read faults: no data changes); {@code length} > 0. */
@@ -86,13 +76,59 @@ final class PeerMemory implements AutoCloseable {
             long first = off & -(1L << PAGE_SHIFT);
             long end = Math.min(size, off + length);
             map.asSlice(first, end - first).load();
-            for (long p = first >>> PAGE_SHIFT, last = (end - 1) >>> PAGE_SHIFT; p <= last; p++) {
+            mapped.mark(first >>> PAGE_SHIFT, (end - 1) >>> PAGE_SHIFT);
+        }
+    }
+
+    /**
+     * A bit per page of a file: mapped in this process. A hint only (a page whose bit is wrong costs a
+     * fault, nothing else), so concurrent markers need no more than atomic words. The bits live in
+     * leaves of 1 GiB's worth of pages (32 KiB), made when a page of theirs is first marked: what it
+     * holds follows what this process wrote, not the size the peer claims for its file.
+     */
+    static final class MappedPages {
+        private static final int WORDS_PER_LEAF_SHIFT = 12;
+        private final ConcurrentHashMap<Long, AtomicLongArray> leaves = new ConcurrentHashMap<>();
+
+        private long word(long w) {
+            AtomicLongArray leaf = leaves.get(w >>> WORDS_PER_LEAF_SHIFT);
+            return leaf == null ? 0 : leaf.get((int) (w & ((1 << WORDS_PER_LEAF_SHIFT) - 1)));
+        }
+
+        private AtomicLongArray leaf(long w) {
+            return leaves.computeIfAbsent(w >>> WORDS_PER_LEAF_SHIFT, k -> new AtomicLongArray(1 << WORDS_PER_LEAF_SHIFT));
+        }
+
+        /** Whether pages {@code first..last} (inclusive) are all marked. */
+        boolean all(long first, long last) {
+            for (long p = first; p <= last; p++) {
                 if ((p & 63) == 0 && last - p >= 63) {
-                    mapped.set((int) (p >>> 6), -1L);
+                    if (word(p >>> 6) != -1L) {
+                        return false;
+                    }
+                    p += 63;
+                } else if ((word(p >>> 6) & (1L << p)) == 0) {
+                    return false;
+                }
+            }
+            return true;
+        }
+
+        /** Leaves made so far (tests). */
+        int leafCount() {
+            return leaves.size();
+        }
+
+        /** Marks pages {@code first..last} (inclusive). */
+        void mark(long first, long last) {
+            for (long p = first; p <= last; p++) {
+                int i = (int) ((p >>> 6) & ((1 << WORDS_PER_LEAF_SHIFT) - 1));
+                if ((p & 63) == 0 && last - p >= 63) {
+                    leaf(p >>> 6).set(i, -1L);
                     p += 63;
                 } else {
-                    final long bit = 1L << p;
-                    mapped.getAndUpdate((int) (p >>> 6), v -> v | bit);
+                    long bit = 1L << p;
+                    leaf(p >>> 6).getAndUpdate(i, v -> v | bit);
                 }
             }
         }
@@ -261,14 +297,14 @@ final class PeerMemory implements AutoCloseable {
             FileChannel ch = FileChannel.open(entry.path(), StandardOpenOption.READ, StandardOpenOption.WRITE);
             long size = ch.size();
             MemorySegment map = null;
-            if (mappedWrites && size > 0 && size >>> PAGE_SHIFT < (long) Integer.MAX_VALUE << 6) {
+            if (mappedWrites && size > 0) {
                 try {
                     map = ch.map(FileChannel.MapMode.READ_WRITE, 0, size, arena);
                 } catch (IOException | RuntimeException notMappable) {
                     // positional I/O then
                 }
             }
-            OpenFile opened = new OpenFile(generation, ch, size, map, map == null ? null : new AtomicLongArray((int) (((size >>> PAGE_SHIFT) + 64) >>> 6)));
+            OpenFile opened = new OpenFile(generation, ch, size, map, map == null ? null : new MappedPages());
             // an older generation's channel stays open (a request may still use it) until close
             OpenFile old = files.put(fileIndex, opened);
             if (old != null) {
