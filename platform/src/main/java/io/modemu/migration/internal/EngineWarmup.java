@@ -11,12 +11,12 @@ import io.modemu.migration.MigrationListener;
 import io.modemu.migration.MigrationParameters;
 import io.modemu.migration.MigrationTransport;
 import io.modemu.plugin.ContributionKind;
+import io.modemu.platform.ProcessFiles;
 import io.modemu.plugin.Contributions;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
-import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -247,28 +247,7 @@ public final class EngineWarmup {
 
     /** Removes the warm-up RAM files of processes that no longer exist (killed during a warm-up). */
     static void sweepStaleRamFiles(Path dir) {
-        try (DirectoryStream<Path> files = Files.newDirectoryStream(dir, RAM_FILE_PREFIX + "*-*.ram")) {
-            for (Path f : files) {
-                String rest = f.getFileName().toString().substring(RAM_FILE_PREFIX.length());
-                long owner;
-                try {
-                    owner = Long.parseLong(rest.substring(0, rest.indexOf('-')));
-                } catch (NumberFormatException e) {
-                    continue;
-                }
-                if (owner == ProcessHandle.current().pid() || ProcessHandle.of(owner).map(ProcessHandle::isAlive).orElse(false)) {
-                    continue;
-                }
-                try {
-                    Files.deleteIfExists(f);
-                    log.info("migration warm-up: removed {}, left behind by process {} which no longer exists", f, owner);
-                } catch (IOException e) {
-                    log.warn("migration warm-up: cannot remove stale {}: {}", f, e.getMessage());
-                }
-            }
-        } catch (IOException | RuntimeException e) {
-            log.warn("migration warm-up: cannot look for stale files in {}: {}", dir, e.getMessage());
-        }
+        ProcessFiles.sweep(dir, RAM_FILE_PREFIX);
     }
 
     public static long transfer(Contributions contributions, MigrationTransport transport, String address, String variant, long bytes,
@@ -284,7 +263,7 @@ public final class EngineWarmup {
             Path dir = Files.isDirectory(shm) && Files.isWritable(shm) ? shm : Path.of(System.getProperty("java.io.tmpdir"));
             sweepStaleRamFiles(dir);
             // named after this process, so that a later one removes it if this one is killed before it can
-            ramFile = Files.createTempFile(dir, RAM_FILE_PREFIX + ProcessHandle.current().pid() + "-", ".ram");
+            ramFile = Files.createTempFile(dir, ProcessFiles.namePrefix(RAM_FILE_PREFIX), ".ram");
         }
         Machine.Builder dstBuilder = Machine.builder().name("migration-warm-up-destination").ram(JIT_RAM).vcpus(0)
                 .initialState(RunState.INMIGRATE).contributions(contributions);

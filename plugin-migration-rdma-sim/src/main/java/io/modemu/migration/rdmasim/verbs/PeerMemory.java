@@ -53,12 +53,11 @@ final class PeerMemory implements AutoCloseable {
     private final UserPrincipal owner;
     /** Guarded by {@code this}: the send thread and the prefetcher both open files. */
     private final Map<Integer, OpenFile> files = new HashMap<>();
+    /** Null when writes use positional file I/O only ({@link FabricSettings#mappedWrites()} false). */
     private final Prefetcher prefetcher;
     /** Channels of files replaced by a newer generation, closed with the rest. Guarded by {@code this}. */
     private final List<FileChannel> retired = new ArrayList<>();
 
-    /** Writes through a shared mapping of the peer's file (false: positional file I/O only). */
-    private final boolean mappedWrites;
     private static final int PAGE_SHIFT = 12;
 
     /**
@@ -143,7 +142,6 @@ final class PeerMemory implements AutoCloseable {
         this.arena = arena;
         this.peerName = peerName;
         this.owner = owner;
-        this.mappedWrites = mappedWrites;
         this.prefetcher = mappedWrites ? new Prefetcher() : null;
     }
 
@@ -297,7 +295,7 @@ final class PeerMemory implements AutoCloseable {
             FileChannel ch = FileChannel.open(entry.path(), StandardOpenOption.READ, StandardOpenOption.WRITE);
             long size = ch.size();
             MemorySegment map = null;
-            if (mappedWrites && size > 0) {
+            if (prefetcher != null && size > 0) {
                 try {
                     map = ch.map(FileChannel.MapMode.READ_WRITE, 0, size, arena);
                 } catch (IOException | RuntimeException notMappable) {
@@ -324,7 +322,7 @@ final class PeerMemory implements AutoCloseable {
     private final class Prefetcher {
         private final ArrayBlockingQueue<Hint> hints = new ArrayBlockingQueue<>(1024);
         private Thread thread;
-        private boolean stopped;
+        private volatile boolean stopped;
 
         void offer(Hint h) {
             if (!hints.offer(h)) {
@@ -339,16 +337,8 @@ final class PeerMemory implements AutoCloseable {
 
         private void run() {
             try {
-                while (true) {
-                    Hint h = hints.poll(1, TimeUnit.SECONDS);
-                    synchronized (this) {
-                        if (stopped) {
-                            return;
-                        }
-                    }
-                    if (h != null) {
-                        map(h);
-                    }
+                while (!stopped) {
+                    map(hints.take());
                 }
             } catch (InterruptedException stop) {
                 // close

@@ -1,5 +1,6 @@
 package io.modemu.migration.rdmasim.verbs;
 
+import io.modemu.platform.ProcessFiles;
 import java.io.DataInputStream;
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -9,7 +10,6 @@ import java.net.SocketTimeoutException;
 import java.nio.channels.FileChannel;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
-import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
@@ -86,7 +86,7 @@ public final class RdmaDevice implements AutoCloseable {
         if (!Files.isDirectory(dir)) {
             throw new IOException("rdma-sim: shared memory directory " + dir + " does not exist");
         }
-        sweepStaleFiles(dir);
+        ProcessFiles.sweep(dir, FILE_PREFIX);
         Path tableFile = dir.resolve(prefix() + "table");
         try {
             this.table = SharedTable.create(tableFile, pid, deviceId, settings.maxQueuePairs(), settings.maxSharedFiles(),
@@ -135,36 +135,7 @@ public final class RdmaDevice implements AutoCloseable {
     }
 
     private String prefix() {
-        return FILE_PREFIX + pid + "-" + Long.toHexString(deviceId) + "-";
-    }
-
-    private static void sweepStaleFiles(Path dir) {
-        try (DirectoryStream<Path> files = Files.newDirectoryStream(dir, FILE_PREFIX + "*")) {
-            for (Path f : files) {
-                String rest = f.getFileName().toString().substring(FILE_PREFIX.length());
-                int dash = rest.indexOf('-');
-                if (dash <= 0) {
-                    continue;
-                }
-                long owner;
-                try {
-                    owner = Long.parseLong(rest.substring(0, dash));
-                } catch (NumberFormatException e) {
-                    continue;
-                }
-                if (ProcessHandle.of(owner).map(ProcessHandle::isAlive).orElse(false)) {
-                    continue;
-                }
-                try {
-                    Files.deleteIfExists(f);
-                    log.info("rdma-sim: removed {}, left behind by process {} which no longer exists", f, owner);
-                } catch (IOException e) {
-                    log.warn("rdma-sim: cannot remove stale {}: {}", f, e.getMessage());
-                }
-            }
-        } catch (IOException e) {
-            log.warn("rdma-sim: cannot look for stale files in {}: {}", dir, e.getMessage());
-        }
+        return ProcessFiles.namePrefix(FILE_PREFIX) + Long.toHexString(deviceId) + "-";
     }
 
     private void checkOpen() {
