@@ -17,6 +17,7 @@ import io.modemu.migration.MigrationParameters;
 import io.modemu.migration.MigrationStatus;
 import io.modemu.migration.StateReader;
 import io.modemu.migration.StateWriter;
+import io.modemu.migration.testkit.ScriptedTransport;
 import io.modemu.plugin.Contributions;
 import java.io.IOException;
 import java.io.UncheckedIOException;

@@ -10,8 +10,8 @@ import io.modemu.migration.MigrationParameters;
 import io.modemu.migration.MigrationStatus;
 import io.modemu.migration.tcp.testbed.BuiltIn;
 import io.modemu.migration.tcp.testbed.FaultyProxy;
-import io.modemu.migration.tcp.testbed.ReplayTransport;
 import io.modemu.migration.tcp.testbed.TestVm;
+import io.modemu.migration.testkit.ScriptedTransport;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -31,7 +31,7 @@ import org.junit.jupiter.api.io.TempDir;
  * event loop reports an uncaught error.
  */
 class StreamCorruptionTest {
-    private static final ReplayTransport REPLAY = new ReplayTransport();
+    private static final ScriptedTransport REPLAY = new ScriptedTransport();
     private static byte[] stream;
     private static TestVm.Spec spec;
     @TempDir
@@ -61,9 +61,9 @@ class StreamCorruptionTest {
     }
 
     private MigrationInfo replay(String name, byte[] bytes) throws Exception {
-        REPLAY.register(name, bytes);
+        REPLAY.incoming(name, List.of(bytes));
         try (TestVm dst = TestVm.create(spec.destination("replay"))) {
-            dst.migration.incoming("replay:" + name, new IncomingOptions(false, false));
+            dst.migration.incoming("scripted:" + name, new IncomingOptions(false, false));
             MigrationInfo info = dst.migration.completion().get(60, TimeUnit.SECONDS);
             if (info.status() == MigrationStatus.FAILED) {
                 assertThat(dst.machine.runState()).as("%s: the VM never starts after a failure", name).isEqualTo(RunState.INMIGRATE);

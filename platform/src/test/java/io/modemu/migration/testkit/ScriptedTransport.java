@@ -1,4 +1,4 @@
-package io.modemu.migration.internal;
+package io.modemu.migration.testkit;
 
 import io.modemu.migration.ChannelSettings;
 import io.modemu.migration.MigrationChannel;
@@ -25,25 +25,28 @@ import java.util.concurrent.CopyOnWriteArrayList;
  * registered under NAME (the first connection; the others answer nothing) and then the end of the
  * stream, and records what the source wrote.</li>
  * </ul>
+ *
+ * <p>Shared with the transports' tests through the platform's test-jar (for example
+ * migration-tcp's {@code StreamCorruptionTest} replays damaged streams into destinations with it).
  */
-final class ScriptedTransport implements MigrationTransport {
+public final class ScriptedTransport implements MigrationTransport {
     private final Map<String, List<byte[]>> incoming = new ConcurrentHashMap<>();
     private final Map<String, byte[]> replies = new ConcurrentHashMap<>();
     private final List<Recorder> recorders = new CopyOnWriteArrayList<>();
 
     /** Streams a destination listening on {@code scripted:NAME} reads: the main channel, then data channels. */
-    void incoming(String name, List<byte[]> channels) {
+    public void incoming(String name, List<byte[]> channels) {
         incoming.put(name, channels);
     }
 
     /** What a destination at {@code scripted:NAME} answers a source. */
-    void replies(String name, byte[] bytes) {
+    public void replies(String name, byte[] bytes) {
         replies.put(name, bytes);
         recorders.clear();
     }
 
     /** What the source wrote on each connection to {@code scripted:...} since the last {@link #replies}, in connection order. */
-    List<byte[]> recorded() {
+    public List<byte[]> recorded() {
         List<byte[]> out = new ArrayList<>();
         for (Recorder r : recorders) {
             out.add(r.written());
@@ -51,7 +54,7 @@ final class ScriptedTransport implements MigrationTransport {
         return out;
     }
 
-    void forget(String name) {
+    public void forget(String name) {
         incoming.remove(name);
         replies.remove(name);
     }
