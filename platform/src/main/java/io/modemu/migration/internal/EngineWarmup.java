@@ -171,10 +171,13 @@ public final class EngineWarmup {
                 // once more, short, now that the compiler is idle: a method the JIT left at a lower tier while its
                 // queue was long moves up only when it runs again, which would otherwise be the first real migration
                 // (seen: the page loop at tier 2 through the whole warm-up, its tier-4 compile taking 235 ms of that
-                // migration's 305). Then wait for what this round queued
+                // migration's 305). Over every route, as the rounds above: a transport's own code (rdma-sim's
+                // prefetcher and its work-request loop) runs over its routes only. Then wait for what this round queued
                 if (!routes.isEmpty() && !yielded && System.getProperty(TOP_UP_OFF) == null) {
-                    Route r = routes.getLast();
-                    transfer(contributions, r.transport(), r.address(), r.variant(), JIT_BYTES / 8, () -> yielded);
+                    for (int i = 0; i < routes.size() && !yielded; i++) {
+                        Route r = routes.get(i);
+                        transfer(contributions, r.transport(), r.address(), r.variant(), JIT_BYTES / 8, () -> yielded);
+                    }
                     awaitCompilerIdle(Duration.ofSeconds(10));
                 }
                 log.debug("migration engine warm-up: the JIT's compiler threads were busy for {} ms more", (System.nanoTime() - t4) / 1_000_000);

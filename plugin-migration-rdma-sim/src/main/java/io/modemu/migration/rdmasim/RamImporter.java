@@ -30,9 +30,9 @@ import java.util.concurrent.locks.ReentrantLock;
  */
 final class RamImporter implements ControlChannel.Handler, ControlChannel.WriteListener {
     /**
-     * Chunks asked for in one registration request. A request is a SEND, and an RDMA WRITE posted
-     * after a SEND waits for its acknowledgement (reliable-connection ordering), so requests are
-     * batched: a sequential pass sends one per {@code BATCH / 2} chunks, ahead of the writes.
+     * The most chunks asked for in one registration request. A request is a SEND, and an RDMA WRITE
+     * posted after a SEND waits for its acknowledgement (reliable-connection ordering), so requests
+     * are batched, and the next batch is asked for as the writes enter one (see {@link #chunkKey}).
      */
     static final int BATCH = 256;
     /**
@@ -55,6 +55,8 @@ final class RamImporter implements ControlChannel.Handler, ControlChannel.WriteL
     private int[][] keys;
     private long[][] addresses;
     private boolean[][] asked;
+    /** Chunks asked for at once in each block: {@link #batchFor} its chunk count. */
+    private int[] batch;
     private String refused;
     /** Writes posted, and writes known to have landed (every write up to the last signaled completion). */
     private long posted;
@@ -100,11 +102,13 @@ final class RamImporter implements ControlChannel.Handler, ControlChannel.WriteL
             keys = new int[ram.size()][];
             addresses = new long[ram.size()][];
             asked = new boolean[ram.size()][];
+            batch = new int[ram.size()];
             for (int i = 0; i < ram.size(); i++) {
                 int n = (int) ((ram.get(i).size() + (1L << t.chunkShift()) - 1) >>> t.chunkShift());
                 keys[i] = new int[n];
                 addresses[i] = new long[n];
                 asked[i] = new boolean[n];
+                batch[i] = batchFor(n);
             }
         } finally {
             lock.unlock();
@@ -173,7 +177,7 @@ final class RamImporter implements ControlChannel.Handler, ControlChannel.WriteL
             if (!asked[block][chunk]) {
                 askFrom(block, chunk);
             }
-            int ahead = chunk + BATCH;
+            int ahead = chunk + batch[block];
             if (ahead < asked[block].length && !asked[block][ahead]) {
                 int from = chunk + 1;
                 while (asked[block][from]) {
@@ -190,10 +194,22 @@ final class RamImporter implements ControlChannel.Handler, ControlChannel.WriteL
         }
     }
 
-    /** Lock held: asks for up to {@link #BATCH} consecutive chunks not asked for yet, from {@code first}. */
+    /**
+     * Chunks a request asks for in a block of {@code chunks} chunks: a quarter of the block, at most
+     * {@link #BATCH}, so that a pass over any block larger than four chunks asks again as it goes. The
+     * engine's warm-up migrates a small machine (16 MiB: batches of 4), and a block that fitted in one
+     * batch would never run the asking-ahead branch there: compiled without it, the first real
+     * migration over 256 MiB threw the compiled page loop away when it got there (an {@code unstable_if}
+     * trap in {@code chunkKey}, in JVMs whose AOT cache a 256 MiB migration had trained).
+     */
+    static int batchFor(int chunks) {
+        return Math.max(1, Math.min(BATCH, chunks / 4));
+    }
+
+    /** Lock held: asks for up to a batch of consecutive chunks not asked for yet, from {@code first}. */
     private void askFrom(int block, int first) throws IOException {
         int n = 0;
-        while (n < BATCH && first + n < asked[block].length && !asked[block][first + n]) {
+        while (n < batch[block] && first + n < asked[block].length && !asked[block][first + n]) {
             asked[block][first + n] = true;
             n++;
         }

@@ -214,6 +214,17 @@ class RdmaSimConnectionTest {
     }
 
     @Test
+    void aBatchOfChunkKeysIsAQuarterOfTheBlockUpTo256() {
+        // a block of more than four chunks is asked for in several batches, so that the engine's small
+        // warm-up machine (16 MiB) runs the asking-ahead branch that a real migration runs
+        assertThat(RamImporter.batchFor(1)).isEqualTo(1);
+        assertThat(RamImporter.batchFor(7)).isEqualTo(1);
+        assertThat(RamImporter.batchFor(16)).isEqualTo(4);
+        assertThat(RamImporter.batchFor(1024)).isEqualTo(256);
+        assertThat(RamImporter.batchFor(1 << 20)).isEqualTo(RamImporter.BATCH);
+    }
+
+    @Test
     void chunksAskedForTogetherShareOneRegionAndNothingElseIsExposed() throws Exception {
         Pair p = connect("", WAIT);
         long size = 260L << 20;
@@ -228,15 +239,18 @@ class RdmaSimConnectionTest {
         s.asSlice(5L << 20, 4096).fill((byte) 7);
         p.source().writeRam(0, 5L << 20, 4096);
         p.source().flushRam();
-        // the first write asks for its chunk and the ones after it, 5..259, in one request: one region of exactly those
-        assertThat(p.destination().chunkRegistrations()).isEqualTo(255);
-        assertThat(p.destination().ramRegions()).containsExactly(1, 255L << 20);
+        // batches of a quarter of the block's 260 chunks (65): the first write asks for its chunk and the ones
+        // after it, 5..69, in one request, and for the next batch, 70..134, in another: two regions of exactly those
+        assertThat(RamImporter.batchFor(260)).isEqualTo(65);
+        assertThat(p.destination().chunkRegistrations()).isEqualTo(130);
+        assertThat(p.destination().ramRegions()).containsExactly(2, 130L << 20);
         s.asSlice(2L << 20, 8192).fill((byte) 9);
         p.source().writeRam(0, 2L << 20, 8192);
         p.source().flushRam();
-        // chunks 2..4 were asked for next (up to the chunks already registered): a second region; 0 and 1 stay unexposed
-        assertThat(p.destination().chunkRegistrations()).isEqualTo(258);
-        assertThat(p.destination().ramRegions()).containsExactly(2, 258L << 20);
+        // chunks 2..4 were asked for next (up to the chunks already registered; the batch after them is asked
+        // already): a third region; 0 and 1 stay unexposed
+        assertThat(p.destination().chunkRegistrations()).isEqualTo(133);
+        assertThat(p.destination().ramRegions()).containsExactly(3, 133L << 20);
         assertThat(dst.getFirst().segment().asSlice(2L << 20, 8192).mismatch(s.asSlice(2L << 20, 8192))).isEqualTo(-1);
         assertThat(dst.getFirst().segment().asSlice(5L << 20, 4096).mismatch(s.asSlice(5L << 20, 4096))).isEqualTo(-1);
         p.destination().withdrawRam();

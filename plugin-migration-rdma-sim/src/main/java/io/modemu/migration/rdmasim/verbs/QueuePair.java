@@ -368,12 +368,12 @@ public final class QueuePair implements AutoCloseable {
         if (inline != null) {
             inline.requester().executeInline(inlined);
         } else if (hintTo != null) {
-            // the adapter fetches the write's address translation while earlier requests execute
-            switch (wr) {
-                case SendWorkRequest.RdmaWrite x -> hintTo.peerMemory.prefetch(x.rkey(), x.remoteAddress(), x.length(), hintTo.remotePd);
-                case SendWorkRequest.RdmaWriteWithImmediate x -> hintTo.peerMemory.prefetch(x.rkey(), x.remoteAddress(), x.length(), hintTo.remotePd);
-                default -> {
-                }
+            // the adapter fetches the write's address translation while earlier requests execute (instanceof
+            // rather than a pattern switch: the switch's type check trapped each time a SEND came between writes)
+            if (wr instanceof SendWorkRequest.RdmaWrite x) {
+                hintTo.peerMemory.prefetch(x.rkey(), x.remoteAddress(), x.length(), hintTo.remotePd);
+            } else if (wr instanceof SendWorkRequest.RdmaWriteWithImmediate x) {
+                hintTo.peerMemory.prefetch(x.rkey(), x.remoteAddress(), x.length(), hintTo.remotePd);
             }
         }
     }
