@@ -199,8 +199,9 @@ final class RamImporter implements ControlChannel.Handler, ControlChannel.WriteL
      * {@link #BATCH}, so that a pass over any block larger than four chunks asks again as it goes. The
      * engine's warm-up migrates a small machine (16 MiB: batches of 4), and a block that fitted in one
      * batch would never run the asking-ahead branch there: compiled without it, the first real
-     * migration over 256 MiB threw the compiled page loop away when it got there (an {@code unstable_if}
-     * trap in {@code chunkKey}, in JVMs whose AOT cache a 256 MiB migration had trained).
+     * migration of a block of more than 256 chunks threw the compiled writer away when it got there (an
+     * {@code unstable_if} trap in {@code chunkKey}; seen in 1 GiB migrations of JVMs whose AOT cache a
+     * 256 MiB migration had trained).
      */
     static int batchFor(int chunks) {
         return Math.max(1, Math.min(BATCH, chunks / 4));
