@@ -75,7 +75,7 @@ public final class ScriptedTransport implements MigrationTransport {
         if (answer == null) {
             throw new IOException("scripted:" + address + ": nothing registered");
         }
-        Recorder r = new Recorder(recorders.isEmpty() ? answer : new byte[0]);
+        Recorder r = new Recorder(recorders.isEmpty() ? answer : new byte[0], true);
         recorders.add(r);
         return r;
     }
@@ -100,7 +100,7 @@ public final class ScriptedTransport implements MigrationTransport {
                 if (closed || next >= streams.size()) {
                     throw new AsynchronousCloseException();
                 }
-                return new Replay(ByteBuffer.wrap(streams.get(next++)).asReadOnlyBuffer());
+                return new Recorder(streams.get(next++), false);
             }
 
             @Override
@@ -110,58 +110,19 @@ public final class ScriptedTransport implements MigrationTransport {
         };
     }
 
-    /** A destination's connection: reads the recorded bytes, then the end of the stream. */
-    private static final class Replay implements MigrationChannel {
-        private final ByteBuffer data;
-        private volatile boolean closed;
-
-        Replay(ByteBuffer data) {
-            this.data = data;
-        }
-
-        @Override
-        public String peer() {
-            return "scripted";
-        }
-
-        @Override
-        public synchronized void write(ByteBuffer... srcs) throws IOException {
-            if (closed) {
-                throw new AsynchronousCloseException();
-            }
-            for (ByteBuffer b : srcs) {
-                b.position(b.limit());
-            }
-        }
-
-        @Override
-        public synchronized int read(ByteBuffer dst, Duration timeout) throws IOException {
-            if (closed) {
-                throw new AsynchronousCloseException();
-            }
-            if (!data.hasRemaining()) {
-                return -1;
-            }
-            int n = Math.min(dst.remaining(), data.remaining());
-            dst.put(data.slice(data.position(), n));
-            data.position(data.position() + n);
-            return n;
-        }
-
-        @Override
-        public void close() {
-            closed = true;
-        }
-    }
-
-    /** A source's connection: answers with the scripted bytes, then the end of the stream; keeps what the source wrote. */
+    /**
+     * One connection: reads the scripted bytes, then the end of the stream. A source's connection keeps
+     * what the source wrote; a destination's throws its answers away.
+     */
     private static final class Recorder implements MigrationChannel {
         private final ByteBuffer answer;
+        private final boolean keep;
         private final ByteArrayOutputStream written = new ByteArrayOutputStream();
         private volatile boolean closed;
 
-        Recorder(byte[] answer) {
+        Recorder(byte[] answer, boolean keep) {
             this.answer = ByteBuffer.wrap(answer);
+            this.keep = keep;
         }
 
         synchronized byte[] written() {
@@ -180,6 +141,10 @@ public final class ScriptedTransport implements MigrationTransport {
             }
             synchronized (this) {
                 for (ByteBuffer b : srcs) {
+                    if (!keep) {
+                        b.position(b.limit());
+                        continue;
+                    }
                     byte[] chunk = new byte[b.remaining()];
                     b.get(chunk);
                     written.write(chunk, 0, chunk.length);

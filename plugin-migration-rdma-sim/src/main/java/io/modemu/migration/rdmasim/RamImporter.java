@@ -55,8 +55,6 @@ final class RamImporter implements ControlChannel.Handler, ControlChannel.WriteL
     private int[][] keys;
     private long[][] addresses;
     private boolean[][] asked;
-    /** Chunks asked for at once in each block: {@link #batchFor} its chunk count. */
-    private int[] batch;
     private String refused;
     /** Writes posted, and writes known to have landed (every write up to the last signaled completion). */
     private long posted;
@@ -102,13 +100,11 @@ final class RamImporter implements ControlChannel.Handler, ControlChannel.WriteL
             keys = new int[ram.size()][];
             addresses = new long[ram.size()][];
             asked = new boolean[ram.size()][];
-            batch = new int[ram.size()];
             for (int i = 0; i < ram.size(); i++) {
                 int n = (int) ((ram.get(i).size() + (1L << t.chunkShift()) - 1) >>> t.chunkShift());
                 keys[i] = new int[n];
                 addresses[i] = new long[n];
                 asked[i] = new boolean[n];
-                batch[i] = batchFor(n);
             }
         } finally {
             lock.unlock();
@@ -177,7 +173,7 @@ final class RamImporter implements ControlChannel.Handler, ControlChannel.WriteL
             if (!asked[block][chunk]) {
                 askFrom(block, chunk);
             }
-            int ahead = chunk + batch[block];
+            int ahead = chunk + batchFor(asked[block].length);
             if (ahead < asked[block].length && !asked[block][ahead]) {
                 int from = chunk + 1;
                 while (asked[block][from]) {
@@ -210,7 +206,8 @@ final class RamImporter implements ControlChannel.Handler, ControlChannel.WriteL
     /** Lock held: asks for up to a batch of consecutive chunks not asked for yet, from {@code first}. */
     private void askFrom(int block, int first) throws IOException {
         int n = 0;
-        while (n < batch[block] && first + n < asked[block].length && !asked[block][first + n]) {
+        int batch = batchFor(asked[block].length);
+        while (n < batch && first + n < asked[block].length && !asked[block][first + n]) {
             asked[block][first + n] = true;
             n++;
         }
