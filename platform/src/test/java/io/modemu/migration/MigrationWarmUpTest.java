@@ -6,6 +6,7 @@ import io.modemu.migration.internal.EngineWarmup;
 import io.modemu.plugin.Contributions;
 import java.time.Duration;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -34,10 +35,37 @@ class MigrationWarmUpTest {
     void aStopCancelsTheWarmUpMigrationAtOnce() throws Exception {
         PipeTransport pipe = new PipeTransport(false);
         AtomicInteger asked = new AtomicInteger();
-        long t0 = System.nanoTime();
-        // stop once the migration has run a few milliseconds (the warm-up asks about every millisecond)
-        long moved = EngineWarmup.transfer(Contributions.builder().add(pipe).build(), pipe, "warm-up-stopped", "", EngineWarmup.JIT_BYTES, () -> asked.incrementAndGet() > 5);
+        AtomicLong stoppedAt = new AtomicLong();
+        // stop once the migration has run a few milliseconds (the warm-up asks about every millisecond); on a
+        // loaded host that can come before the source connected, and its destination must not be waited for
+        long moved = EngineWarmup.transfer(Contributions.builder().add(pipe).build(), pipe, "warm-up-stopped", "", EngineWarmup.JIT_BYTES, () -> {
+            if (asked.incrementAndGet() <= 5) {
+                return false;
+            }
+            stoppedAt.compareAndSet(0, System.nanoTime());
+            return true;
+        });
         assertThat(moved).isLessThan(EngineWarmup.JIT_BYTES);
-        assertThat(Duration.ofNanos(System.nanoTime() - t0)).isLessThan(Duration.ofSeconds(10));
+        // the cancelled migration and its destination end in milliseconds; before, a destination nobody connected
+        // to was waited for 10 s
+        assertThat(Duration.ofNanos(System.nanoTime() - stoppedAt.get())).isLessThan(Duration.ofSeconds(3));
+    }
+
+    @Test
+    @Timeout(60)
+    void aStopBeforeTheSourceConnectedDoesNotWaitForItsDestination() throws Exception {
+        // the source's transport takes a while to connect, and the stop comes meanwhile
+        PipeTransport pipe = new PipeTransport(false).connectDelay(Duration.ofMillis(300));
+        AtomicInteger asked = new AtomicInteger();
+        AtomicLong stoppedAt = new AtomicLong();
+        long moved = EngineWarmup.transfer(Contributions.builder().add(pipe).build(), pipe, "warm-up-stopped-early", "", EngineWarmup.JIT_BYTES, () -> {
+            if (asked.incrementAndGet() <= 2) {
+                return false;
+            }
+            stoppedAt.compareAndSet(0, System.nanoTime());
+            return true;
+        });
+        assertThat(moved).isZero();
+        assertThat(Duration.ofNanos(System.nanoTime() - stoppedAt.get())).isLessThan(Duration.ofSeconds(3));
     }
 }

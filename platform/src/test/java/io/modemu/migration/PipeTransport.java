@@ -31,6 +31,9 @@ final class PipeTransport implements MigrationTransport {
     /** Whether it says the destination's RAM must be a shared file mapping, and checks it when RAM is exposed. */
     private final boolean requireShared;
 
+    /** How long {@link #connect} takes before it reaches the listener (a slow network's connect; interruptible). */
+    private volatile Duration connectDelay = Duration.ZERO;
+
     PipeTransport(boolean oneSided) {
         this(oneSided, false);
     }
@@ -38,6 +41,12 @@ final class PipeTransport implements MigrationTransport {
     PipeTransport(boolean oneSided, boolean requireShared) {
         this.oneSided = oneSided;
         this.requireShared = requireShared;
+    }
+
+    /** Makes every later connect take {@code delay} first. */
+    PipeTransport connectDelay(Duration delay) {
+        this.connectDelay = delay;
+        return this;
     }
 
     @Override
@@ -57,6 +66,14 @@ final class PipeTransport implements MigrationTransport {
 
     @Override
     public MigrationChannel connect(String address, ChannelSettings settings) throws IOException {
+        if (!connectDelay.isZero()) {
+            try {
+                Thread.sleep(connectDelay);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new java.io.InterruptedIOException("pipe:" + address + ": connect interrupted");
+            }
+        }
         LinkedBlockingQueue<Pipe> q = listeners.get(address);
         if (q == null) {
             throw new IOException("pipe:" + address + ": nobody listens");

@@ -335,6 +335,12 @@ public final class EngineWarmup {
                         }
                         Thread.sleep(1);
                     }
+                    // a cancelled source may have been stopped before it connected: its destination would wait for a
+                    // connection that never comes (seen on a loaded host: the stop took the whole 10 s below)
+                    if (cancelled || out.completion().isCompletedExceptionally()) {
+                        in.cancel();
+                    }
+                    // a cancelled one ends at once; either way, wait for it, so that nothing loads into its machine once closed
                     try {
                         in.completion().get(10, TimeUnit.SECONDS);
                     } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
