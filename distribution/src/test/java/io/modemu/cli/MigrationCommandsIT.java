@@ -16,6 +16,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -35,13 +36,47 @@ class MigrationCommandsIT {
         }
     }
 
+    /** The VMs a test started, by name: {@link #quitLeftovers} quits those a failed test left running. */
+    private final Map<String, CompletableFuture<RunOptionsIT.Result>> vms = new java.util.concurrent.ConcurrentHashMap<>();
+
+    @AfterEach
+    void quitLeftovers() throws Exception {
+        for (var e : vms.entrySet()) {
+            if (!e.getValue().isDone()) {
+                try (QmpClient c = QmpClient.open(tmp.resolve(e.getKey() + ".sock").toString())) {
+                    c.execute("quit", Map.of());
+                } catch (java.io.IOException | RuntimeException gone) {
+                    // it is exiting already
+                }
+                try {
+                    e.getValue().get(30, TimeUnit.SECONDS);
+                } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException ignored) {
+                    // the test's own failure is what matters
+                }
+            }
+        }
+    }
+
     private CompletableFuture<RunOptionsIT.Result> vm(String name, Path disk, String... extra) {
         List<String> args = new ArrayList<>(List.of("run", "-name", name, "-m", "64M", "-object", "iothread,id=io0",
                 "-drive", "file=" + disk + ",format=raw,if=none,id=d0", "-device", "virtio-blk-device,drive=d0,iothread=io0,id=vd0",
                 "-guest", "disk-verify,blocks=256,dirty-rate=4M,dirty-size=4M",
                 "-qmp", "unix:" + tmp.resolve(name + ".sock") + ",server=on,wait=off"));
         args.addAll(List.of(extra));
-        return CompletableFuture.supplyAsync(() -> RunOptionsIT.run(args.toArray(String[]::new)));
+        // a thread of its own: a VM left running by a failed test must not hold one of the common pool's few
+        // threads (on two processors, two of them: the next test's VMs then never started)
+        CompletableFuture<RunOptionsIT.Result> vm = CompletableFuture.supplyAsync(() -> RunOptionsIT.run(args.toArray(String[]::new)),
+                r -> Thread.ofPlatform().daemon().name("vm-" + name).start(r));
+        vms.put(name, vm);
+        return vm;
+    }
+
+    private String migrateLog() {
+        try {
+            return Files.readString(tmp.resolve("migrate.log"));
+        } catch (java.io.IOException e) {
+            return e.toString();
+        }
     }
 
     private QmpClient connect(String name, CompletableFuture<RunOptionsIT.Result> vm) throws Exception {
@@ -142,18 +177,26 @@ class MigrationCommandsIT {
         var src = vm("src", disk);
         try (QmpClient s = connect("src", src); QmpClient d = connect("dst", dst)) {
             Path bin = Path.of(System.getProperty("modemu.dist.dir"), "bin", "modemu");
-            ProcessBuilder pb = new ProcessBuilder(bin.toString(), "migrate", tmp.resolve("src.sock").toString(),
+            // as from a terminal: SIGINT at its default disposition. A process started from a shell's background job
+            // (CI scripts, 'nohup ... &') inherits SIGINT ignored, and a JVM keeps an inherited ignore, as any program
+            // should; GNU env resets it for the child
+            ProcessBuilder pb = new ProcessBuilder("env", "--default-signal=INT", bin.toString(), "migrate", tmp.resolve("src.sock").toString(),
                     "tcp:127.0.0.1:" + port, "--max-bandwidth", "2M", "--plain");
             pb.environment().put("JAVA_HOME", System.getProperty("java.home"));
             pb.redirectErrorStream(true).redirectOutput(tmp.resolve("migrate.log").toFile());
             Process p = pb.start();
-            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-            while (!s.execute("query-migrate", Map.of()).path("status").asText().equals("active") && System.nanoTime() < deadline) {
-                Thread.sleep(20);
+            long deadline;
+            try {
+                deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+                while (!s.execute("query-migrate", Map.of()).path("status").asText().equals("active") && System.nanoTime() < deadline) {
+                    Thread.sleep(20);
+                }
+                assertThat(s.execute("query-migrate", Map.of()).path("status").asText()).isEqualTo("active");
+                assertThat(new ProcessBuilder("kill", "-INT", String.valueOf(p.pid())).start().waitFor()).isZero();
+                assertThat(p.waitFor(60, TimeUnit.SECONDS)).as(() -> "modemu migrate exits after SIGINT; its output:\n" + migrateLog()).isTrue();
+            } finally {
+                p.destroyForcibly();
             }
-            assertThat(s.execute("query-migrate", Map.of()).path("status").asText()).isEqualTo("active");
-            assertThat(new ProcessBuilder("kill", "-INT", String.valueOf(p.pid())).start().waitFor()).isZero();
-            assertThat(p.waitFor(60, TimeUnit.SECONDS)).isTrue();
             String log = Files.readString(tmp.resolve("migrate.log"));
             assertThat(log).contains("cancelling the migration").contains("migration cancelled");
             assertThat(s.execute("query-migrate", Map.of()).path("status").asText()).isEqualTo("cancelled");

@@ -10,25 +10,13 @@ import java.lang.foreign.Arena;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 class CompletionQueueTest {
-    private TestFabric fabric;
-    private Arena arena;
-
-    @BeforeEach
-    void setUp() {
-        fabric = new TestFabric();
-        arena = Arena.ofShared();
-    }
-
-    @AfterEach
-    void tearDown() throws Exception {
-        fabric.close();
-        arena.close();
-    }
+    @RegisterExtension
+    final TestFabric fabric = new TestFabric();
+    private final Arena arena = fabric.arena();
 
     private record Writer(TestFabric.Pair pair, MemoryRegion src, MemoryRegion dst) {
         SendWorkRequest write(long id, boolean signaled) {

@@ -9,24 +9,25 @@ import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
-import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.FileChannel;
+import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * Peers that shake hands correctly and then misbehave on the wire: every case ends with the victim's
  * queue pair in ERROR and a reason naming the peer, never with a crash or a hang.
  */
 class HostilePeerTest {
-    private TestFabric fabric;
-    private Arena arena;
+    @RegisterExtension
+    final TestFabric fabric = new TestFabric();
+    private final Arena arena = fabric.arena();
     private RdmaDevice victim;
     private QueuePair qp;
     private CompletionQueue cq;
@@ -35,8 +36,6 @@ class HostilePeerTest {
 
     @BeforeEach
     void setUp() {
-        fabric = new TestFabric();
-        arena = Arena.ofShared();
         victim = fabric.device();
         cq = victim.createCompletionQueue(64);
         qp = victim.allocateProtectionDomain().createQueuePair(QueuePairConfig.of(cq, 16, 16));
@@ -44,12 +43,6 @@ class HostilePeerTest {
         impostor = fabric.device();
         impostorQp = impostor.allocateProtectionDomain().createQueuePair(QueuePairConfig.of(impostor.createCompletionQueue(4), 4, 4));
         impostor.publishQueuePair(impostorQp, QpState.RTS);
-    }
-
-    @AfterEach
-    void tearDown() throws Exception {
-        fabric.close();
-        arena.close();
     }
 
     /** The impostor connects to the victim's listener and completes the handshake; returns its raw socket. */

@@ -6,27 +6,15 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.time.Duration;
 import java.util.List;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /** The simulated link sits in the data path: a request waits for its modelled arrival before it lands. */
 class LinkSimulationTest {
-    private TestFabric fabric;
-    private Arena arena;
-
-    @BeforeEach
-    void setUp() {
-        fabric = new TestFabric();
-        arena = Arena.ofShared();
-    }
-
-    @AfterEach
-    void tearDown() throws Exception {
-        fabric.close();
-        arena.close();
-    }
+    @RegisterExtension
+    final TestFabric fabric = new TestFabric();
+    private final Arena arena = fabric.arena();
 
     @ParameterizedTest(name = "{0}")
     @ValueSource(strings = {"an hour of latency", "one byte per second"})

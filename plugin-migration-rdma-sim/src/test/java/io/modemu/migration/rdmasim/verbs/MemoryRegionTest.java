@@ -11,28 +11,21 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.HashSet;
 import java.util.Set;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 class MemoryRegionTest {
-    private TestFabric fabric;
-    private Arena arena;
+    @RegisterExtension
+    final TestFabric fabric = new TestFabric();
+    private final Arena arena = fabric.arena();
     private RdmaDevice device;
     private ProtectionDomain pd;
 
     @BeforeEach
     void setUp() {
-        fabric = new TestFabric();
-        arena = Arena.ofShared();
         device = fabric.device(fabric.settings().withMaxMemoryRegions(8));
         pd = device.allocateProtectionDomain();
-    }
-
-    @AfterEach
-    void tearDown() throws Exception {
-        fabric.close();
-        arena.close();
     }
 
     @Test

@@ -26,28 +26,21 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.zip.CRC32;
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /** The fabric between two real processes: data crosses, and a peer killed with SIGKILL fails everything cleanly. */
 class PeerProcessTest {
-    private TestFabric fabric;
-    private Arena arena;
+    @RegisterExtension
+    final TestFabric fabric = new TestFabric();
+    private final Arena arena = fabric.arena();
     private final List<Process> children = new ArrayList<>();
-
-    @BeforeEach
-    void setUp() {
-        fabric = new TestFabric();
-        arena = Arena.ofShared();
-    }
 
     @AfterEach
     void tearDown() throws Exception {
         for (Process p : children) {
             p.destroyForcibly().waitFor(30, TimeUnit.SECONDS);
         }
-        fabric.close();
-        arena.close();
     }
 
     /** A child JVM running {@link PeerMain}; its stdout is the protocol. */

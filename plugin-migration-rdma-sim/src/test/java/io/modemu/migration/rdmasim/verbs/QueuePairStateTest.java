@@ -8,25 +8,13 @@ import java.lang.foreign.Arena;
 import java.util.EnumSet;
 import java.util.List;
 import java.util.Set;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 class QueuePairStateTest {
-    private TestFabric fabric;
-    private Arena arena;
-
-    @BeforeEach
-    void setUp() {
-        fabric = new TestFabric();
-        arena = Arena.ofShared();
-    }
-
-    @AfterEach
-    void tearDown() throws Exception {
-        fabric.close();
-        arena.close();
-    }
+    @RegisterExtension
+    final TestFabric fabric = new TestFabric();
+    private final Arena arena = fabric.arena();
 
     private static final Set<QpState> FROM_RESET = EnumSet.of(QpState.RESET, QpState.INIT, QpState.ERROR);
     private static final Set<QpState> FROM_INIT = EnumSet.of(QpState.RESET, QpState.INIT, QpState.RTR, QpState.ERROR);

@@ -8,14 +8,15 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.List;
 import java.util.Random;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 class RdmaWriteTest {
-    private TestFabric fabric;
+    @RegisterExtension
+    final TestFabric fabric = new TestFabric(mappedWrites());
     private TestFabric.Pair pair;
-    private Arena arena;
+    private final Arena arena = fabric.arena();
     private MemoryRegion src;
     private SharedMemory targetMemory;
     private MemoryRegion target;
@@ -27,9 +28,7 @@ class RdmaWriteTest {
 
     @BeforeEach
     void setUp() throws Exception {
-        fabric = new TestFabric(mappedWrites());
         pair = fabric.connect();
-        arena = Arena.ofShared();
         MemorySegment s = arena.allocate(1 << 20, 4096);
         byte[] random = new byte[1 << 20];
         new Random(42).nextBytes(random);
@@ -37,12 +36,6 @@ class RdmaWriteTest {
         src = pair.a().pd().register(s);
         targetMemory = pair.b().device().allocateShared(1 << 20);
         target = pair.b().pd().register(targetMemory.segment(), Access.LOCAL_WRITE, Access.REMOTE_WRITE);
-    }
-
-    @AfterEach
-    void tearDown() throws Exception {
-        fabric.close();
-        arena.close();
     }
 
     private static SendWorkRequest write(long wrId, MemoryRegion local, long offset, int length, long remoteAddress, int rkey) {

@@ -9,25 +9,13 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.time.Duration;
 import java.util.List;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 class SendRecvTest {
-    private TestFabric fabric;
-    private Arena arena;
-
-    @BeforeEach
-    void setUp() {
-        fabric = new TestFabric();
-        arena = Arena.ofShared();
-    }
-
-    @AfterEach
-    void tearDown() throws Exception {
-        fabric.close();
-        arena.close();
-    }
+    @RegisterExtension
+    final TestFabric fabric = new TestFabric();
+    private final Arena arena = fabric.arena();
 
     private MemoryRegion buffer(TestFabric.Side side, int size, Access... access) {
         return side.pd().register(arena.allocate(size, 64), access);

@@ -1,6 +1,7 @@
 package io.modemu.migration.rdmasim.verbs;
 
 import java.io.IOException;
+import java.lang.foreign.Arena;
 import java.io.UncheckedIOException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
@@ -11,14 +12,22 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.stream.Stream;
+import org.junit.jupiter.api.extension.AfterEachCallback;
+import org.junit.jupiter.api.extension.ExtensionContext;
 
-/** Test support: a private shared-memory directory, devices in it, and connected queue pairs. */
-final class TestFabric implements AutoCloseable {
+/**
+ * Test support: a private shared-memory directory, devices in it, connected queue pairs, and an arena
+ * for the tests' buffers. A test class registers it as an extension ({@code @RegisterExtension final
+ * TestFabric fabric = new TestFabric();}): it is closed after each test, after the class's own
+ * {@code @AfterEach} methods, devices first, then the arena.
+ */
+final class TestFabric implements AutoCloseable, AfterEachCallback {
     static final Duration WAIT = Duration.ofSeconds(30);
 
     final Path dir;
     private final List<AutoCloseable> closeables = new ArrayList<>();
     private final boolean mappedWrites;
+    private final Arena arena = Arena.ofShared();
 
     TestFabric() {
         this(true);
@@ -33,6 +42,11 @@ final class TestFabric implements AutoCloseable {
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
+    }
+
+    /** Memory for the test's buffers, freed when the fabric closes (after its devices). */
+    Arena arena() {
+        return arena;
     }
 
     FabricSettings settings() {
@@ -129,9 +143,18 @@ final class TestFabric implements AutoCloseable {
     }
 
     @Override
+    public void afterEach(ExtensionContext context) throws Exception {
+        close();
+    }
+
+    @Override
     public void close() throws Exception {
         for (int i = closeables.size() - 1; i >= 0; i--) {
             closeables.get(i).close();
+        }
+        closeables.clear();
+        if (arena.scope().isAlive()) {
+            arena.close();
         }
         try (Stream<Path> files = Files.list(dir)) {
             for (Path f : files.toList()) {
