@@ -23,7 +23,7 @@ import picocli.CommandLine.Parameters;
  * source keeps running). Exits 0 when the migration completed.
  */
 @Command(name = "migrate", description = {"Live-migrate the VM behind a QMP socket to URI, with a progress bar.",
-        "Ctrl-C cancels the migration; the source VM keeps running.",
+        "Ctrl-C (SIGINT) or SIGTERM cancels the migration; the source VM keeps running.",
         "Example: modemu migrate /tmp/src.sock tcp:127.0.0.1:4444"})
 public final class MigrateCommand implements Callable<Integer> {
     @CommandLine.Spec

@@ -18,6 +18,8 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -166,8 +168,9 @@ class MigrationCommandsIT {
         assertThat(dst.get(30, TimeUnit.SECONDS).exit()).isZero();
     }
 
-    @Test
-    void ctrlCOnModemuMigrateCancelsTheMigrationAndTheSourceKeepsRunning() throws Exception {
+    @ParameterizedTest(name = "SIG{0}")
+    @ValueSource(strings = {"INT", "TERM"})
+    void ctrlCOrSigtermOnModemuMigrateCancelsTheMigrationAndTheSourceKeepsRunning(String signal) throws Exception {
         Path disk = tmp.resolve("disk.img");
         try (var f = new java.io.RandomAccessFile(disk.toFile(), "rw")) {
             f.setLength(4 << 20);
@@ -192,8 +195,8 @@ class MigrationCommandsIT {
                     Thread.sleep(20);
                 }
                 assertThat(s.execute("query-migrate", Map.of()).path("status").asText()).isEqualTo("active");
-                assertThat(new ProcessBuilder("kill", "-INT", String.valueOf(p.pid())).start().waitFor()).isZero();
-                assertThat(p.waitFor(60, TimeUnit.SECONDS)).as(() -> "modemu migrate exits after SIGINT; its output:\n" + migrateLog()).isTrue();
+                assertThat(new ProcessBuilder("kill", "-" + signal, String.valueOf(p.pid())).start().waitFor()).isZero();
+                assertThat(p.waitFor(60, TimeUnit.SECONDS)).as(() -> "modemu migrate exits after SIG" + signal + "; its output:\n" + migrateLog()).isTrue();
             } finally {
                 p.destroyForcibly();
             }
