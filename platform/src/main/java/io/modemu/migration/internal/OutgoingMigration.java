@@ -56,6 +56,10 @@ public final class OutgoingMigration implements Runnable {
     private static final Logger log = LoggerFactory.getLogger(OutgoingMigration.class);
     private static final long KEEPALIVE_NANOS = 500_000_000L;
     private static final long MIN_PASS_NANOS = 5_000_000L;
+    /** How long the passes wait for the drives' flush before the stop (see {@link #run}); then the stop's own flush waits. */
+    private static final long PRE_FLUSH_WAIT_NANOS = 10_000_000_000L;
+    /** Set to {@code false}: no flush of the drives before the stop (for A/B measurements of the downtime). */
+    static final String PRE_FLUSH = "modemu.migration.pre-flush";
 
     private final Machine machine;
     private final MigrationTransport transport;
@@ -227,6 +231,12 @@ public final class OutgoingMigration implements Runnable {
             progress.remainingPages(ram.pending());
             long deadline = initial.timeoutMs() > 0 ? System.nanoTime() + initial.timeoutMs() * 1_000_000 : 0;
             long pass = 1;
+            // once RAM would switch over: the drives write back what the guest wrote so far while it still runs, and
+            // the passes go on until that is done, so that the stop's flush (QEMU's bdrv_flush_all, inside the
+            // downtime) only has what the guest wrote since (16 MiB written back took 17-27 ms of a 45-97 ms downtime)
+            CompletableFuture<Void> preFlush = Boolean.parseBoolean(System.getProperty(PRE_FLUSH, "true")) ? null
+                    : CompletableFuture.completedFuture(null);
+            long preFlushStart = 0;
             while (true) {
                 long passStart = System.nanoTime();
                 sendPass(ram, scanner, senders, remote, pass, false);
@@ -242,7 +252,25 @@ public final class OutgoingMigration implements Runnable {
                 log.debug("machine '{}': pass {} done in {} us, {} bytes dirty, switch-over below {} bytes", machine.name(), syncs,
                         (System.nanoTime() - passStart) / 1000, remaining, (long) threshold);
                 if (remaining == 0 || remaining < threshold) {
-                    break;
+                    if (preFlush == null) {
+                        preFlushStart = System.nanoTime();
+                        preFlush = machine.flushDrives();
+                    }
+                    // without drives to write back (or little) it is done at once, and no pass is added
+                    if (awaitQuietly(preFlush, MIN_PASS_NANOS)) {
+                        if (preFlushStart != 0) {
+                            log.debug("machine '{}': drives flushed before the stop in {} us{}", machine.name(), (System.nanoTime() - preFlushStart) / 1000,
+                                    preFlush.isCompletedExceptionally() ? " (failed; the stop's flush will say why)" : "");
+                        }
+                        break;
+                    }
+                    if (System.nanoTime() - preFlushStart > PRE_FLUSH_WAIT_NANOS) {
+                        log.warn("machine '{}': the drives' flush has not completed after {} s; stopping the VM anyway (the stop waits for it)",
+                                machine.name(), PRE_FLUSH_WAIT_NANOS / 1_000_000_000L);
+                        break;
+                    }
+                    abort.check();
+                    continue;
                 }
                 if (deadline != 0 && System.nanoTime() - deadline > 0) {
                     throw new IllegalStateException("the migration did not converge within x-timeout (" + initial.timeoutMs() + " ms): " + remaining
@@ -508,6 +536,16 @@ public final class OutgoingMigration implements Runnable {
             }
             progress.throttle(-1);
         }
+    }
+
+    /** Waits for {@code f} at most {@code nanos}; whether it is done (normally or not). */
+    private static boolean awaitQuietly(CompletableFuture<?> f, long nanos) throws InterruptedException {
+        try {
+            f.get(nanos, TimeUnit.NANOSECONDS);
+        } catch (ExecutionException | TimeoutException e) {
+            // done with a failure, or not yet
+        }
+        return f.isDone();
     }
 
     private void napIfQuick(long passStart) {
