@@ -90,6 +90,8 @@ public final class Machine implements AutoCloseable {
     private final Contributions contributions;
     private final VmStateChain chain;
     private final Map<String, BlockBackend> drives = new LinkedHashMap<>();
+    /** Whether a drive can be written (drives are only ever added): {@link #flushDrives} has nothing to do otherwise. */
+    private volatile boolean writableDrives;
     private final Map<String, Device> devices = new LinkedHashMap<>();
     private final Map<String, List<Registration>> deviceRegistrations = new LinkedHashMap<>();
     private final List<Migratable> states = new CopyOnWriteArrayList<>();
@@ -352,6 +354,7 @@ public final class Machine implements AutoCloseable {
             }
             BlockBackend be = new BlockBackend(id, bd.name(), node, mainLoop, readOnly);
             drives.put(id, be);
+            writableDrives |= !be.isReadOnly();
             return be;
         });
     }
@@ -686,6 +689,9 @@ public final class Machine implements AutoCloseable {
      * stop, so that the flush inside the downtime only writes back what the guest wrote after it.
      */
     public CompletableFuture<Void> flushDrives() {
+        if (!writableDrives) {
+            return CompletableFuture.completedFuture(null);
+        }
         return mainLoop.submit(this::flushAll).thenCompose(f -> f);
     }
 

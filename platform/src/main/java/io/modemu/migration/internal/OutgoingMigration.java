@@ -253,11 +253,11 @@ public final class OutgoingMigration implements Runnable {
                         (System.nanoTime() - passStart) / 1000, remaining, (long) threshold);
                 if (remaining == 0 || remaining < threshold) {
                     if (preFlush == null) {
-                        preFlushStart = System.nanoTime();
                         preFlush = machine.flushDrives();
+                        preFlushStart = preFlush.isDone() ? 0 : System.nanoTime();
                     }
-                    // without drives to write back (or little) it is done at once, and no pass is added
-                    if (awaitQuietly(preFlush, MIN_PASS_NANOS)) {
+                    // without writable drives it is done already; with little to write back, soon, and no pass is added
+                    if (preFlush.isDone() || awaitQuietly(preFlush, MIN_PASS_NANOS)) {
                         if (preFlushStart != 0) {
                             log.debug("machine '{}': drives flushed before the stop in {} us{}", machine.name(), (System.nanoTime() - preFlushStart) / 1000,
                                     preFlush.isCompletedExceptionally() ? " (failed; the stop's flush will say why)" : "");
