@@ -30,8 +30,11 @@ import org.junit.jupiter.api.io.TempDir;
  * {@value #MIN_IN_FLIGHT} requests in flight as their stop began on the main loop and the device's
  * stop handler still had some to drain; a guest starved of CPU by a busy host may leave fewer in
  * flight now and then, and such migrations are checked like the others but not counted (at most a
- * tenth of them may fall short). None may hang, none may park a request in a drained section, and
- * none may lose a write: the guest reads back and verifies every block it wrote, generation after
+ * third of the {@value #MIGRATIONS} may fall short. The engine stops the VM right after the drives'
+ * early flush completed, most likely just as the requests that the image's fdatasync held back
+ * complete together, before a guest short of CPU refilled its queue: with two busy loops on both
+ * processors 13-19 % of the stops fell short, against 5-7 % without the early flush; 0-1 % on an idle
+ * host). None may hang, none may park a request in a drained section, and none may lose a write: the guest reads back and verifies every block it wrote, generation after
  * generation, on whichever machine it is, and at the end the image holds every write it saw
  * acknowledged and the disk completed, over all machines, as many requests as the guest saw complete
  * (plus at most the ones still outstanding).
@@ -71,7 +74,7 @@ class SeedScenarioStressTest {
             while (qualifying < MIGRATIONS) {
                 hop++;
                 assertThat(hop - qualifying - 1).as("migrations whose stop found fewer than %d requests in flight (a starved guest), of %d", MIN_IN_FLIGHT,
-                        hop - 1).isLessThanOrEqualTo(MIGRATIONS / 10);
+                        hop - 1).isLessThanOrEqualTo(MIGRATIONS / 3);
                 TestVm next = TestVm.create(spec.destination("hop" + hop));
                 try {
                     String uri = next.migration.incoming("tcp:127.0.0.1:0", IncomingOptions.defaults());
