@@ -1,6 +1,7 @@
 package io.modemu.block;
 
 import io.modemu.aio.AioContext;
+import io.modemu.options.Options;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -17,6 +18,10 @@ public final class MemoryBlockNode implements BlockNode {
     private volatile int failErrno = Errno.EIO;
     private volatile boolean closed;
     public final AtomicInteger started = new AtomicInteger();
+    /** Flushes completed (successfully), counted before their completion is delivered. */
+    public final AtomicInteger flushed = new AtomicInteger();
+    private volatile long flushLatencyNanos = -1;
+    private volatile Runnable onFlush = () -> { };
 
     public MemoryBlockNode(long size, boolean readOnly, long latencyNanos) {
         this.data = Arena.ofAuto().allocate(size, 4096);
@@ -30,6 +35,34 @@ public final class MemoryBlockNode implements BlockNode {
 
     public void setLatency(long nanos) {
         this.latencyNanos = nanos;
+    }
+
+    /** Flushes take {@code nanos} (instead of the other requests' latency) and run {@code onStart} as they begin. */
+    public void setFlush(long nanos, Runnable onStart) {
+        this.flushLatencyNanos = nanos;
+        this.onFlush = onStart;
+    }
+
+    /** A block driver named {@code name} whose every drive is this disk ({@code read-only} is understood). */
+    public BlockDriver driver(String name) {
+        MemoryBlockNode node = this;
+        return new BlockDriver() {
+            @Override
+            public String name() {
+                return name;
+            }
+
+            @Override
+            public String description() {
+                return "test memory disk";
+            }
+
+            @Override
+            public BlockNode open(Options options) {
+                options.bool("read-only", false);
+                return node;
+            }
+        };
     }
 
     /** The next {@code n} requests fail with {@code -errno}. */
@@ -58,6 +91,10 @@ public final class MemoryBlockNode implements BlockNode {
     }
 
     private void finish(AioContext ctx, Runnable action, BlockCompletion done) {
+        finish(ctx, latencyNanos, action, done);
+    }
+
+    private void finish(AioContext ctx, long l, Runnable action, BlockCompletion done) {
         started.incrementAndGet();
         Runnable r = () -> {
             if (failNext.getAndUpdate(v -> Math.max(0, v - 1)) > 0) {
@@ -67,7 +104,6 @@ public final class MemoryBlockNode implements BlockNode {
             action.run();
             done.complete(0);
         };
-        long l = latencyNanos;
         if (l > 0) {
             ctx.schedule(l, r);
         } else {
@@ -87,7 +123,9 @@ public final class MemoryBlockNode implements BlockNode {
 
     @Override
     public void flush(AioContext ctx, BlockCompletion done) {
-        finish(ctx, () -> { }, done);
+        onFlush.run();
+        long l = flushLatencyNanos;
+        finish(ctx, l >= 0 ? l : latencyNanos, flushed::incrementAndGet, done);
     }
 
     @Override

@@ -2,10 +2,6 @@ package io.modemu.migration;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.modemu.aio.AioContext;
-import io.modemu.block.BlockCompletion;
-import io.modemu.block.BlockDriver;
-import io.modemu.block.BlockNode;
 import io.modemu.block.MemoryBlockNode;
 import io.modemu.guest.GuestEnvironment;
 import io.modemu.guest.GuestProgram;
@@ -22,7 +18,6 @@ import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -186,85 +181,6 @@ class PipeMigrationTest {
         }
     }
 
-    /** A disk whose flushes take 30 ms each and record the run state of the machine that asked. */
-    static final class SlowFlushNode implements BlockNode {
-        final MemoryBlockNode disk = new MemoryBlockNode(1 << 20, false, 0);
-        /** Each flush's machine run state when it started, and how many flushes had completed by then. */
-        final List<String> flushes = new CopyOnWriteArrayList<>();
-        final AtomicInteger completed = new AtomicInteger();
-        volatile Machine machine;
-
-        /** Block driver {@code slow-flush}, which opens this disk. */
-        BlockDriver driver() {
-            SlowFlushNode self = this;
-            return new BlockDriver() {
-                @Override
-                public String name() {
-                    return "slow-flush";
-                }
-
-                @Override
-                public String description() {
-                    return "test disk";
-                }
-
-                @Override
-                public BlockNode open(Options options) {
-                    return self;
-                }
-            };
-        }
-
-        @Override
-        public String describe() {
-            return "slow-flush test disk";
-        }
-
-        @Override
-        public long size() {
-            return disk.size();
-        }
-
-        @Override
-        public boolean isReadOnly() {
-            return false;
-        }
-
-        @Override
-        public void read(AioContext ctx, long offset, MemorySegment buffer, BlockCompletion done) {
-            disk.read(ctx, offset, buffer, done);
-        }
-
-        @Override
-        public void write(AioContext ctx, long offset, MemorySegment buffer, BlockCompletion done) {
-            disk.write(ctx, offset, buffer, done);
-        }
-
-        @Override
-        public void flush(AioContext ctx, BlockCompletion done) {
-            flushes.add(machine.runState() + " after " + completed.get());
-            ctx.schedule(TimeUnit.MILLISECONDS.toNanos(30), () -> {
-                completed.incrementAndGet();
-                done.complete(0);
-            });
-        }
-
-        @Override
-        public void discard(AioContext ctx, long offset, long length, BlockCompletion done) {
-            disk.discard(ctx, offset, length, done);
-        }
-
-        @Override
-        public void writeZeroes(AioContext ctx, long offset, long length, BlockCompletion done) {
-            disk.writeZeroes(ctx, offset, length, done);
-        }
-
-        @Override
-        public void close() {
-            disk.close();
-        }
-    }
-
     /**
      * QEMU flushes every drive inside the downtime (the stop's {@code bdrv_flush_all}), and a drive with
      * much unwritten data takes that long to flush: 17-27 ms of the demo's 45-97 ms downtimes. The
@@ -274,20 +190,21 @@ class PipeMigrationTest {
     @Test
     void theDrivesAreFlushedWhileTheSourceRunsAndTheStopFlushesAfterThat() throws Exception {
         PipeTransport pipe = new PipeTransport(false);
-        SlowFlushNode node = new SlowFlushNode();
-        SlowFlushNode dstNode = new SlowFlushNode();
+        // flushes take 30 ms and record the source's run state, and how many had completed, as they begin
+        MemoryBlockNode disk = new MemoryBlockNode(1 << 20, false, 0);
+        List<String> flushes = new CopyOnWriteArrayList<>();
         try (Machine src = Machine.builder().name("src").ram(8L << 20).vcpus(1)
-                .contributions(Contributions.builder().add(pipe).add(new Scribbler()).add(node.driver()).build()).build();
+                .contributions(Contributions.builder().add(pipe).add(new Scribbler()).add(disk.driver("slow-flush")).build()).build();
              Machine dst = Machine.builder().name("dst").ram(8L << 20).vcpus(1).initialState(RunState.INMIGRATE)
-                .contributions(Contributions.builder().add(pipe).add(new Scribbler()).add(dstNode.driver()).build()).build();
+                .contributions(Contributions.builder().add(pipe).add(new Scribbler())
+                        .add(new MemoryBlockNode(1 << 20, false, 0).driver("slow-flush")).build()).build();
              LiveMigration out = new LiveMigration(src); LiveMigration in = new LiveMigration(dst)) {
             for (Machine m : List.of(src, dst)) {
                 m.onMainLoop(() -> m.registerState(new Register()));
                 m.loadGuest("scribbler", Options.of("-guest", Map.of()));
                 m.addDrive("d0", Options.parse("-drive", "driver=slow-flush", null));
             }
-            node.machine = src;
-            dstNode.machine = dst;
+            disk.setFlush(TimeUnit.MILLISECONDS.toNanos(30), () -> flushes.add(src.runState() + " after " + disk.flushed.get()));
             src.vmStart().join();
             in.incoming("pipe:flush", new IncomingOptions(false, false));
             out.setParameters(out.parameters().withMaxBandwidth(0));
@@ -296,7 +213,7 @@ class PipeMigrationTest {
             assertThat(info.status()).as("%s", info).isEqualTo(MigrationStatus.COMPLETED);
             assertThat(in.completion().get(10, TimeUnit.SECONDS).status()).isEqualTo(MigrationStatus.COMPLETED);
             // one flush while running, completed before the stop's flush began
-            assertThat(node.flushes).containsExactly("running after 0", "finish-migrate after 1");
+            assertThat(flushes).containsExactly("running after 0", "finish-migrate after 1");
         }
     }
 }

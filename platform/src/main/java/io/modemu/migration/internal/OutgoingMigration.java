@@ -257,7 +257,7 @@ public final class OutgoingMigration implements Runnable {
                         preFlushStart = preFlush.isDone() ? 0 : System.nanoTime();
                     }
                     // without writable drives it is done already; with little to write back, soon, and no pass is added
-                    if (preFlush.isDone() || awaitQuietly(preFlush, MIN_PASS_NANOS)) {
+                    if (awaitQuietly(preFlush, MIN_PASS_NANOS)) {
                         if (preFlushStart != 0) {
                             log.debug("machine '{}': drives flushed before the stop in {} us{}", machine.name(), (System.nanoTime() - preFlushStart) / 1000,
                                     preFlush.isCompletedExceptionally() ? " (failed; the stop's flush will say why)" : "");
