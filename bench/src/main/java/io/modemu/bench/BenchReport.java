@@ -150,6 +150,14 @@ public final class BenchReport {
                 "same reads straight to the backend", num(kv, "null_backend_iops"), Target.atLeast(1_000_000)));
         rows.add(Row.of("virtio-blk 4K random read QD" + qd + ", file (page cache)", "IOPS", num(kv, "file_iops"),
                 "same reads straight to the backend", num(kv, "file_backend_iops"), Target.ratioAtLeast(0.9)));
+        // the same ratio split by where the host had the VM's two processors (CrossCpuProbe): informative only
+        for (String where : List.of("near", "far")) {
+            if (kv.containsKey("file_ratio_" + where)) {
+                rows.add(Row.note("virtio-blk file: ratio in the turns with the processors " + where + " (round trip "
+                        + kv.getOrDefault("file_cross_cpu_round_trip_ns_" + where, "?") + " ns)", kv.get("file_ratio_" + where),
+                        kv.getOrDefault("file_turns_" + where, "")));
+            }
+        }
         // per CPU-second with every context on one thread: what other load on the machine does not disturb
         for (String d : List.of("null", "file")) {
             if (kv.containsKey(d + "_one_core_iops_per_cpu_second")) {

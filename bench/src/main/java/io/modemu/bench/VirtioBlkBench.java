@@ -208,6 +208,7 @@ public final class VirtioBlkBench {
         long vcpuCpu;
         /** Context switches of the IOThread (voluntary and not): see {@link #contextSwitches}. */
         long iothreadSwitches;
+        int turns;
 
         void add(long c, long t, long[] cpu0, long[] cpu1) {
             completions += c;
@@ -215,6 +216,16 @@ public final class VirtioBlkBench {
             iothreadCpu += cpu1[0] - cpu0[0];
             vcpuCpu += cpu1[1] - cpu0[1];
             iothreadSwitches += cpu1[2] - cpu0[2];
+            turns++;
+        }
+
+        void add(Tally o) {
+            completions += o.completions;
+            nanos += o.nanos;
+            iothreadCpu += o.iothreadCpu;
+            vcpuCpu += o.vcpuCpu;
+            iothreadSwitches += o.iothreadSwitches;
+            turns += o.turns;
         }
 
         double iops() {
@@ -251,6 +262,12 @@ public final class VirtioBlkBench {
             long z0 = 0;
             long e0 = 0;
             long n0 = 0;
+            // each measured turn also counted by where the host had the two processors: probed before and after it
+            Tally[] backendBy = {new Tally(), new Tally()};
+            Tally[] deviceBy = {new Tally(), new Tally()};
+            java.util.List<Double> probes = new java.util.ArrayList<>();
+            CrossCpuProbe.sample();
+            double probe = CrossCpuProbe.sample();
             for (int w = -warmups; w < windows; w++) {
                 if (w == 0) {
                     s0 = task.steps;
@@ -261,22 +278,33 @@ public final class VirtioBlkBench {
                 // ABBA order: neither path always runs right after the other
                 for (int k = 0; k < 2; k++) {
                     boolean deviceTurn = (w & 1) == k;
+                    Tally turn = w >= 0 ? new Tally() : null;
                     if (deviceTurn) {
                         md.vmStart().get(30, TimeUnit.SECONDS);
                         if (deviceThreads[0] < 0) {
                             deviceThreads = new long[] {threadId("modemu-iod"), threadId("modemu-vcpu0"), nativeTid("modemu-iod")};
                         }
-                        runWindow(w >= 0 ? device : null, task::completed, deviceThreads, settle, window);
+                        runWindow(turn, task::completed, deviceThreads, settle, window);
                         md.vmStop(RunState.PAUSED).get(30, TimeUnit.SECONDS);
                     } else {
                         reader.resume();
                         if (backendThreads[0] < 0) {
                             backendThreads = new long[] {threadId("modemu-iob"), -1, nativeTid("modemu-iob")};
                         }
-                        runWindow(w >= 0 ? backend : null, reader::completed, backendThreads, settle, window);
+                        runWindow(turn, reader::completed, backendThreads, settle, window);
                         reader.pause();
                         while (reader.inFlight() > 0) {
                             Thread.sleep(1);
+                        }
+                    }
+                    double before = probe;
+                    probe = CrossCpuProbe.sample();
+                    if (turn != null) {
+                        (deviceTurn ? device : backend).add(turn);
+                        probes.add(probe);
+                        int where = placement(before, probe);
+                        if (where >= 0) {
+                            (deviceTurn ? deviceBy : backendBy)[where].add(turn);
                         }
                     }
                 }
@@ -300,7 +328,49 @@ public final class VirtioBlkBench {
                     (double) device.iothreadCpu / device.completions, (double) device.vcpuCpu / device.completions,
                     (double) device.iothreadCpu / device.nanos, 1000.0 * device.iothreadSwitches / device.completions, device.completions,
                     task.steps - s0, task.emptyPolls - e0, task.sleeps - z0, task.notifies - n0);
+            placementLines(label, probes, backendBy, deviceBy);
             return new Pair(backend.iops(), device.iops());
+        }
+    }
+
+    /**
+     * Where the host had the VM's two processors around a turn, from the probes before and after it:
+     * 0 near (sharing a cache), 1 far, -1 unknown (the two disagree: the host moved them meanwhile; or
+     * a probe found no free processor).
+     */
+    private static int placement(double before, double after) {
+        if (Double.isNaN(before) || Double.isNaN(after)) {
+            return -1;
+        }
+        boolean farBefore = before > CrossCpuProbe.FAR_NANOS;
+        boolean farAfter = after > CrossCpuProbe.FAR_NANOS;
+        return farBefore != farAfter ? -1 : farBefore ? 1 : 0;
+    }
+
+    /**
+     * The ratio again, over the turns where the two processors were near, and over those where they
+     * were far (see {@link CrossCpuProbe}): the device path hands cache lines between the vCPU's
+     * processor and the IOThread's on every request, the reference does not, so where the host puts
+     * the two processors moves the ratio. Every turn still counts in the ratio printed before.
+     */
+    private void placementLines(String label, java.util.List<Double> probes, Tally[] backendBy, Tally[] deviceBy) {
+        double[] near = probes.stream().mapToDouble(Double::doubleValue).filter(v -> v <= CrossCpuProbe.FAR_NANOS).sorted().toArray();
+        double[] far = probes.stream().mapToDouble(Double::doubleValue).filter(v -> v > CrossCpuProbe.FAR_NANOS).sorted().toArray();
+        long unknown = probes.stream().filter(v -> v.isNaN()).count();
+        line(label + "_cross_cpu_probes", probes.size() + " (near " + near.length + ", far " + far.length + ", no free processor " + unknown
+                + "; far above " + Math.round(CrossCpuProbe.FAR_NANOS) + " ns a round trip)");
+        String[] names = {"near", "far"};
+        double[][] byPlace = {near, far};
+        for (int i = 0; i < 2; i++) {
+            if (byPlace[i].length > 0) {
+                line(label + "_cross_cpu_round_trip_ns_" + names[i], Math.round(byPlace[i][byPlace[i].length / 2]));
+            }
+            if (backendBy[i].completions > 0 && deviceBy[i].completions > 0) {
+                line(label + "_ratio_" + names[i], String.format(Locale.ROOT, "%.3f", deviceBy[i].iops() / backendBy[i].iops()));
+                line(label + "_turns_" + names[i], String.format(Locale.ROOT, "device %d, backend %d; IOThread ns per request: device %.0f, backend %.0f",
+                        deviceBy[i].turns, backendBy[i].turns, (double) deviceBy[i].iothreadCpu / deviceBy[i].completions,
+                        (double) backendBy[i].iothreadCpu / backendBy[i].completions));
+            }
         }
     }
 

@@ -28,6 +28,9 @@ class BenchReportTest {
                 null_ratio=0.200
                 file_backend_iops=500000
                 file_iops=460000
+                file_ratio_near=0.930
+                file_cross_cpu_round_trip_ns_near=110
+                file_turns_near=device 9, backend 8
                 """);
         Files.writeString(dir.resolve("migration-tcp.txt"), """
                 cpus=2
@@ -63,6 +66,9 @@ class BenchReportTest {
         assertThat(nul.ratio()).isEqualTo("0.20");
         assertThat(nul.met()).isEqualTo("NO");
         assertThat(row(rows, "virtio-blk 4K random read QD32, file", "").met()).isEqualTo("yes");
+        BenchReport.Row near = row(rows, "virtio-blk file: ratio in the turns with the processors near (round trip 110 ns)", "device 9");
+        assertThat(near.value()).isEqualTo("0.930");
+        assertThat(rows).noneMatch(r -> r.figure().contains("processors far"));
 
         // medians of the runs: throughput 19000 vs raw 27500 = 0.69 < 0.70
         BenchReport.Row tput = row(rows, "tcp migration (1G RAM, 512M random, AOT-cached JVMs): throughput", "raw");
