@@ -58,7 +58,7 @@ public final class QueuePair implements AutoCloseable {
     final ArrayDeque<ReceiveWorkRequest> rq = new ArrayDeque<>();
     /** The receive the receive thread is filling from the socket, outside the lock. */
     ReceiveWorkRequest recvInFlight;
-    final ArrayDeque<Responder.Inbound> backlog = new ArrayDeque<>();
+    final Responder.Backlog backlog = new Responder.Backlog();
     private WcStatus nextErrorStatus;
     private String errorReason;
     Link link;

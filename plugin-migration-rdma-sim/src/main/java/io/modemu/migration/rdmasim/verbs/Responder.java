@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.time.Duration;
+import java.util.ArrayDeque;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 
@@ -25,6 +26,62 @@ final class Responder {
     private final ByteBuffer scratch = ByteBuffer.allocate(64 * 1024);
     /** Guarded by the queue pair's lock. */
     private boolean refusing;
+
+    /** What a held message costs besides its payload (its objects, and its timer), against {@link #heldLimit}. */
+    static final long HELD_OVERHEAD = 256;
+    private static final long HELD_BYTES = 64L << 20;
+
+    /**
+     * The most a queue pair holds for want of a receive, payloads plus {@link #HELD_OVERHEAD} each: 64 MiB,
+     * or one message of the largest size if that is more. On hardware the responder holds nothing (the
+     * requester sends again after each receiver-not-ready NAK); here the payload has left the socket
+     * already, so a peer that keeps sending with no receive posted (and rnr_retry 7, "forever") must
+     * meet a limit, or it would fill this process's memory.
+     */
+    static long heldLimit(int maxMessageSize) {
+        return Math.max(HELD_BYTES, maxMessageSize + HELD_OVERHEAD);
+    }
+
+    /** The messages held, oldest first, and what they cost. Guarded by the queue pair's lock. */
+    static final class Backlog {
+        private final ArrayDeque<Inbound> held = new ArrayDeque<>();
+        private long charge;
+
+        boolean isEmpty() {
+            return held.isEmpty();
+        }
+
+        int size() {
+            return held.size();
+        }
+
+        /** Payload bytes plus overhead of the held messages. */
+        long charge() {
+            return charge;
+        }
+
+        Inbound peekFirst() {
+            return held.peekFirst();
+        }
+
+        void addLast(Inbound in) {
+            held.addLast(in);
+            charge += in.data.length + HELD_OVERHEAD;
+        }
+
+        Inbound pollFirst() {
+            Inbound in = held.pollFirst();
+            if (in != null) {
+                charge -= in.data.length + HELD_OVERHEAD;
+            }
+            return in;
+        }
+
+        void clear() {
+            held.clear();
+            charge = 0;
+        }
+    }
 
     /** A message held for want of a receive. Fields guarded by the queue pair's lock. */
     static final class Inbound {
@@ -76,6 +133,14 @@ final class Responder {
                     String why = qp.name() + ": " + what(f) + " PSN " + f.psn + " of " + payload + " bytes is longer than the maximum message size " + max;
                     refuse(f.psn, WcStatus.REM_INV_REQ_ERR, why);
                     qp.toError(WcStatus.WR_FLUSH_ERR, why, true, false);
+                } else if (qp.backlog.charge() + payload + HELD_OVERHEAD > heldLimit(max)) {
+                    // refused as if the requester's RNR retries had run out, at the oldest message waiting
+                    Inbound oldest = qp.backlog.peekFirst();
+                    int psn = oldest == null ? f.psn : oldest.frame.psn;
+                    refuse(psn, WcStatus.RNR_RETRY_EXC_ERR, String.format("%s had no receive posted for %s PSN %d while %s kept sending: it holds %d "
+                            + "messages (%d bytes) already, and the %d bytes of PSN %d would pass the %d bytes it holds at most", qp.name(),
+                            oldest == null ? what(f) : what(oldest.frame), psn, link.peerName(), qp.backlog.size(), qp.backlog.charge(), payload,
+                            f.psn, heldLimit(max)));
                 } else {
                     buffer = true;
                 }

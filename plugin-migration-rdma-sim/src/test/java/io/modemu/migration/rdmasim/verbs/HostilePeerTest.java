@@ -131,6 +131,40 @@ class HostilePeerTest {
     }
 
     @Test
+    void aPeerThatKeepsSendingWithNoReceivePostedIsRefusedOnceTheVictimHoldsItsLimit() throws Exception {
+        // the impostor announced rnr_retry 7 (wait forever), so only the victim's limit on what it holds stops it
+        int size = victim.settings().maxMessageSize();
+        long limit = Responder.heldLimit(size);
+        int fit = (int) (limit / (size + Responder.HELD_OVERHEAD));
+        byte[] body = new byte[size];
+        try (SocketChannel ch = impostorConnects(ConnectionParameters.defaults())) {
+            for (int psn = 1; psn <= fit + 2; psn++) {
+                send(ch, Frame.encode(Frame.MSG, Frame.OP_SEND, 0, psn, 0, size, null));
+                send(ch, body);
+            }
+            ByteBuffer scratch = ByteBuffer.allocate(Frame.HEADER);
+            for (int psn = 1; psn <= fit; psn++) {
+                Frame f = Frame.readHeader(ch, scratch);
+                assertThat(f.type).as("answer to PSN %d", psn).isEqualTo(Frame.RNR_WAIT);
+                assertThat(f.psn).isEqualTo(psn);
+            }
+            Frame nak = Frame.readHeader(ch, scratch);
+            assertThat(nak.type).isEqualTo(Frame.NAK);
+            // refused at the oldest message waiting, as if the impostor's RNR retries had run out
+            assertThat(nak.psn).isEqualTo(1);
+            assertThat(WcStatus.fromCode(nak.code)).isEqualTo(WcStatus.RNR_RETRY_EXC_ERR);
+            assertThat(nak.readDetail(ch)).contains("had no receive posted for SEND PSN 1")
+                    .contains("holds " + fit + " messages").contains("PSN " + (fit + 1)).contains(String.format("peer QP 0x%x", impostorQp.number()));
+            // what it held is dropped, and so is what comes after: nothing is placed into a receive posted now
+            MemoryRegion in = qp.protectionDomain().register(arena.allocate(4096), Access.LOCAL_WRITE);
+            qp.postRecv(ReceiveWorkRequest.of(7, ScatterGatherElement.of(in)));
+            assertThat(cq.poll()).isNull();
+        }
+        assertThat(awaitError()).contains("closed the connection");
+        assertThat(next(cq).status()).isEqualTo(WcStatus.WR_FLUSH_ERR);
+    }
+
+    @Test
     void aMessageTruncatedByTheDeathOfThePeerFailsTheReceiveCleanly() throws Exception {
         MemoryRegion in = qp.protectionDomain().register(arena.allocate(4096), Access.LOCAL_WRITE);
         try (SocketChannel ch = impostorConnects(ConnectionParameters.defaults())) {
