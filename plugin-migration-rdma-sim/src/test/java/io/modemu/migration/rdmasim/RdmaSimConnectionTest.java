@@ -224,6 +224,14 @@ class RdmaSimConnectionTest {
         assertThat(RamImporter.batchFor(1 << 20)).isEqualTo(RamImporter.BATCH);
     }
 
+    /** Waits until the destination registered {@code n} chunks (the source asks ahead without waiting for the answer). */
+    private static void awaitRegistrations(Pair p, int n) throws InterruptedException {
+        long deadline = System.nanoTime() + WAIT.toNanos();
+        while (p.destination().chunkRegistrations() < n && System.nanoTime() < deadline) {
+            Thread.sleep(2);
+        }
+    }
+
     @Test
     void chunksAskedForTogetherShareOneRegionAndNothingElseIsExposed() throws Exception {
         Pair p = connect("", WAIT);
@@ -242,6 +250,8 @@ class RdmaSimConnectionTest {
         // batches of a quarter of the block's 260 chunks (65): the first write asks for its chunk and the ones
         // after it, 5..69, in one request, and for the next batch, 70..134, in another: two regions of exactly those
         assertThat(RamImporter.batchFor(260)).isEqualTo(65);
+        // the request for the next batch is not waited for by the flush: it is asked ahead, and answered when it is
+        awaitRegistrations(p, 130);
         assertThat(p.destination().chunkRegistrations()).isEqualTo(130);
         assertThat(p.destination().ramRegions()).containsExactly(2, 130L << 20);
         s.asSlice(2L << 20, 8192).fill((byte) 9);

@@ -116,6 +116,14 @@ final class CmMessage {
      * @throws IOException naming {@code peer} for a malformed message, a timeout, or a closed connection
      */
     static Received read(DataInputStream in, String peer) throws IOException {
+        try {
+            return readMessage(in, peer);
+        } catch (java.io.EOFException e) {
+            throw new IOException("rdma-sim: " + peer + " closed the connection in the middle of the handshake", e);
+        }
+    }
+
+    private static Received readMessage(DataInputStream in, String peer) throws IOException {
         long magic = in.readLong();
         if (magic != MAGIC) {
             throw new IOException(String.format("rdma-sim: %s is not an rdma-sim connection manager (magic 0x%x)", peer, magic));
@@ -133,7 +141,7 @@ final class CmMessage {
                 if (pathLength == 0 || pathLength > SharedTable.MAX_PATH) {
                     throw new IOException("rdma-sim: " + peer + " announced a table path of " + pathLength + " bytes");
                 }
-                String path = new String(in.readNBytes(pathLength), StandardCharsets.UTF_8);
+                String path = new String(exactly(in, pathLength), StandardCharsets.UTF_8);
                 int qpn = in.readInt();
                 int gen = in.readInt();
                 int pd = in.readInt();
@@ -156,13 +164,20 @@ final class CmMessage {
                 if (n > MAX_DETAIL) {
                     throw new IOException("rdma-sim: " + peer + " sent a rejection detail of " + n + " bytes");
                 }
-                return new Received(kind, null, data, new String(in.readNBytes(n), StandardCharsets.UTF_8));
+                return new Received(kind, null, data, new String(exactly(in, n), StandardCharsets.UTF_8));
             }
             case RTU -> {
                 return new Received(kind, null, null, null);
             }
             default -> throw new IOException("rdma-sim: " + peer + " sent handshake message kind " + kind + ", which is unknown");
         }
+    }
+
+    /** {@code n} bytes, or {@link java.io.EOFException} if the message ends first. */
+    private static byte[] exactly(DataInputStream in, int n) throws IOException {
+        byte[] b = new byte[n];
+        in.readFully(b);
+        return b;
     }
 
     private static byte[] privateData(DataInputStream in, int kind, String peer) throws IOException {

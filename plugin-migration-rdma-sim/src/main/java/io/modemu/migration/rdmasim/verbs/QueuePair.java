@@ -1,6 +1,7 @@
 package io.modemu.migration.rdmasim.verbs;
 
 import java.lang.foreign.MemorySegment;
+import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
@@ -58,6 +59,13 @@ public final class QueuePair implements AutoCloseable {
     final ArrayDeque<ReceiveWorkRequest> rq = new ArrayDeque<>();
     /** The receive the receive thread is filling from the socket, outside the lock. */
     ReceiveWorkRequest recvInFlight;
+    /**
+     * The receive whose buffers the receive thread is writing now (outside the lock), until it is done
+     * with them whatever the outcome: {@link #close} waits for it, and for {@link #inFlight}.
+     */
+    ReceiveWorkRequest placing;
+    /** Signalled when {@link #inFlight} or {@link #placing} is cleared. */
+    final Condition quiet = lock.newCondition();
     final Responder.Backlog backlog = new Responder.Backlog();
     private WcStatus nextErrorStatus;
     private String errorReason;
@@ -558,11 +566,28 @@ public final class QueuePair implements AutoCloseable {
             destroyed = true;
             state = QpState.RESET;
             sqWork.signalAll();
+            // as ibv_destroy_qp: once this returns, no request of this queue pair touches memory any more,
+            // so the caller may free its buffers. A request executing now (a copy), or a receive being
+            // filled from the socket, ends first; a socket that stalls is closed after the link's grace.
+            long deadline = System.nanoTime() + QUIESCE.toNanos();
+            long left;
+            while ((inFlight != null || placing != null) && (left = deadline - System.nanoTime()) > 0) {
+                quiet.awaitNanos(left);
+            }
+            if (inFlight != null || placing != null) {
+                log.warn("{}: destroyed while a request still executes after {} (wr_id {})", name(), QUIESCE,
+                        inFlight != null ? inFlight.wr.wrId() : placing.wrId());
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         } finally {
             lock.unlock();
         }
         device.destroyQueuePair(this);
     }
+
+    /** How long {@link #close} waits for a request that executes: the link's grace to close a stalled socket, and some. */
+    private static final Duration QUIESCE = Duration.ofSeconds(5);
 
     boolean isDestroyed() {
         lock.lock();

@@ -113,6 +113,12 @@ final class Requester {
         try {
             return execute(w);
         } catch (RuntimeException | Error e) {
+            if (e instanceof IllegalStateException && link.isDown()) {
+                // the link went down while this request executed (a poster executes inline while the send thread,
+                // leaving, closes the mapping of the peer's memory): the request ends with the connection
+                return Outcome.failed(WcStatus.WR_FLUSH_ERR, qp.name() + ": wr_id " + w.wr.wrId() + ": the connection to " + link.peerName()
+                        + " went down while it executed");
+            }
             log.error("{}: executing wr_id {} failed", qp.name(), w.wr.wrId(), e);
             return Outcome.failed(WcStatus.LOC_QP_OP_ERR, qp.name() + ": internal error executing wr_id " + w.wr.wrId() + ": " + e);
         }
@@ -206,6 +212,7 @@ final class Requester {
     /** Lock held. Returns the message frame to put on the wire (after the lock is released), or null. */
     private byte[] finish(SendWqe w, Outcome o) {
         qp.inFlight = null;
+        qp.quiet.signalAll();
         if (qp.link != link || qp.state != QpState.RTS) {
             if (qp.link == link && qp.state == QpState.ERROR) {
                 qp.completeVictim(w);

@@ -122,17 +122,18 @@ final class Responder {
         boolean buffer = false;
         qp.lock.lock();
         try {
+            int max = qp.device.settings().maxMessageSize();
             if (!receiving()) {
                 // dropped: the queue pair is going down or refused an earlier message
+            } else if (payload > max) {
+                // refused whether a receive is posted or not, before a byte of it is read
+                String why = qp.name() + ": " + what(f) + " PSN " + f.psn + " of " + payload + " bytes is longer than the maximum message size " + max;
+                refuse(f.psn, WcStatus.REM_INV_REQ_ERR, why);
+                qp.toError(WcStatus.WR_FLUSH_ERR, why, true, false);
             } else if (!qp.backlog.isEmpty() || qp.rq.isEmpty()) {
-                int max = qp.device.settings().maxMessageSize();
                 if (link.peerRnrRetry == 0) {
                     refuse(f.psn, WcStatus.RNR_RETRY_EXC_ERR, qp.name() + " had no receive posted for " + what(f) + " PSN " + f.psn
                             + " (the sender's rnr_retry is 0)");
-                } else if (payload > max) {
-                    String why = qp.name() + ": " + what(f) + " PSN " + f.psn + " of " + payload + " bytes is longer than the maximum message size " + max;
-                    refuse(f.psn, WcStatus.REM_INV_REQ_ERR, why);
-                    qp.toError(WcStatus.WR_FLUSH_ERR, why, true, false);
                 } else if (qp.backlog.charge() + payload + HELD_OVERHEAD > heldLimit(max)) {
                     // refused as if the requester's RNR retries had run out, at the oldest message waiting
                     Inbound oldest = qp.backlog.peekFirst();
@@ -147,6 +148,7 @@ final class Responder {
             } else {
                 r = qp.rq.pollFirst();
                 qp.recvInFlight = r;
+                qp.placing = r;
             }
         } finally {
             qp.lock.unlock();
@@ -184,6 +186,22 @@ final class Responder {
     }
 
     private void place(ReceiveWorkRequest r, Frame f, long payload) throws IOException {
+        try {
+            fill(r, f, payload);
+        } finally {
+            qp.lock.lock();
+            try {
+                if (qp.placing == r) {
+                    qp.placing = null;
+                    qp.quiet.signalAll();
+                }
+            } finally {
+                qp.lock.unlock();
+            }
+        }
+    }
+
+    private void fill(ReceiveWorkRequest r, Frame f, long payload) throws IOException {
         List<MemorySegment> segs;
         try {
             segs = qp.resolveLocal(r.sgl(), true, "receive wr_id " + r.wrId());

@@ -27,7 +27,7 @@ import java.util.concurrent.TimeUnit;
 public final class ChildJvm implements AutoCloseable {
     /** What stays off the module path: test libraries, the plugins (they go to the plugins directory), and what the distribution leaves out too. */
     private static final List<String> NOT_ON_MODULE_PATH = List.of("junit-", "opentest4j", "apiguardian", "assertj", "byte-buddy", "modemu-plugin-",
-            "jsr305", "checker-qual", "error_prone_annotations", "j2objc-annotations", "listenablefuture");
+            "jsr305", "checker-qual", "error_prone_annotations", "j2objc-annotations", "listenablefuture", "jazzer", "jqwik");
 
     /** The stock plugins a test bed machine uses, by artifact id. */
     private static final List<String> STOCK_PLUGINS = List.of("modemu-plugin-file", "modemu-plugin-virtio-blk", "modemu-plugin-disk-verify");
