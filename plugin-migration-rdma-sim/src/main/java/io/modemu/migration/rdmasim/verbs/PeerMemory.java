@@ -314,6 +314,9 @@ final class PeerMemory implements AutoCloseable {
         }
     }
 
+    /** How much of a write the prefetcher maps before it checks whether it was stopped. */
+    private static final long PREFETCH_PIECE = 1L << 20;
+
     /** A write posted on the connection, for the prefetcher. */
     private record Hint(int rkey, long remoteAddress, long length, int pd) {
     }
@@ -354,7 +357,13 @@ final class PeerMemory implements AutoCloseable {
             try {
                 if (resolve("prefetch", index, h.rkey(), h.remoteAddress(), h.length(), h.pd(), Access.REMOTE_WRITE) instanceof Target t
                         && t.file().map() != null && h.length() > 0 && !t.file().allMapped(t.offset(), h.length())) {
-                    t.file().mapPages(t.offset(), h.length());
+                    // a piece at a time, so that a stop does not wait for a whole large write's pages
+                    for (long done = 0; done < h.length() && !stopped; done += PREFETCH_PIECE) {
+                        long n = Math.min(PREFETCH_PIECE, h.length() - done);
+                        if (!t.file().allMapped(t.offset() + done, n)) {
+                            t.file().mapPages(t.offset() + done, n);
+                        }
+                    }
                 }
             } catch (RuntimeException | InternalError e) {
                 // only a hint: the write itself reports what is wrong
@@ -363,20 +372,34 @@ final class PeerMemory implements AutoCloseable {
             }
         }
 
-        /** Stops the thread and waits for it: the mapping it touches goes away next. */
+        /**
+         * Stops the thread and waits for it (at most 5 s): the mapping it touches goes away next, and a
+         * region it entered must be left first, or the peer's deregistration waits for it in vain. The
+         * caller is often interrupted already (the send thread, woken by the link going down), so the
+         * wait ignores interrupts and restores the flag after.
+         */
         void stop() {
             Thread t;
             synchronized (this) {
                 stopped = true;
                 t = thread;
             }
-            if (t != null) {
-                t.interrupt();
+            if (t == null) {
+                return;
+            }
+            t.interrupt();
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+            boolean interrupted = false;
+            long left;
+            while (t.isAlive() && (left = deadline - System.nanoTime()) > 0) {
                 try {
-                    t.join(TimeUnit.SECONDS.toMillis(5));
+                    t.join(Math.max(1, TimeUnit.NANOSECONDS.toMillis(left)));
                 } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
+                    interrupted = true;
                 }
+            }
+            if (interrupted) {
+                Thread.currentThread().interrupt();
             }
         }
     }

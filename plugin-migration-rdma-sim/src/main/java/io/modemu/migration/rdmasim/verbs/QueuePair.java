@@ -286,7 +286,9 @@ public final class QueuePair implements AutoCloseable {
         if (inFlight == null) {
             flushPending();
         }
-        if (recvInFlight != null) {
+        // a receive the receive thread is filling now is flushed by that thread once it is done with its
+        // buffers (Responder.place): completed here, its owner could reuse them while they are written
+        if (recvInFlight != null && recvInFlight != placing) {
             completeRecv(recvInFlight, WcStatus.WR_FLUSH_ERR, WcOpcode.RECV, 0, false, 0, flushDetail());
             recvInFlight = null;
         }
@@ -316,7 +318,7 @@ public final class QueuePair implements AutoCloseable {
         pending.clear();
     }
 
-    private String flushDetail() {
+    String flushDetail() {
         return "flushed: " + name() + " is in ERROR (" + errorReason + ")";
     }
 

@@ -193,6 +193,11 @@ final class Responder {
             try {
                 if (qp.placing == r) {
                     qp.placing = null;
+                    if (qp.recvInFlight == r && qp.state == QpState.ERROR) {
+                        // the queue pair failed while the buffers were filled: flushed now that they are no longer written
+                        qp.recvInFlight = null;
+                        qp.completeRecv(r, WcStatus.WR_FLUSH_ERR, WcOpcode.RECV, 0, false, 0, qp.flushDetail());
+                    }
                     qp.quiet.signalAll();
                 }
             } finally {
@@ -233,7 +238,7 @@ final class Responder {
         }
         qp.lock.lock();
         try {
-            if (qp.recvInFlight == r) {
+            if (qp.recvInFlight == r && qp.state != QpState.ERROR) {
                 qp.recvInFlight = null;
                 complete(r, f);
             }
@@ -258,7 +263,8 @@ final class Responder {
     private void failReceive(ReceiveWorkRequest r, Frame f, WcStatus local, String detail, WcStatus remote) {
         qp.lock.lock();
         try {
-            if (qp.link != link || qp.recvInFlight != r) {
+            if (qp.link != link || qp.recvInFlight != r || qp.state == QpState.ERROR) {
+                // gone, or failed meanwhile: flushed by place once the buffers are no longer written
                 return;
             }
             qp.recvInFlight = null;

@@ -165,6 +165,36 @@ class HostilePeerTest {
     }
 
     @Test
+    void aReceiveBeingFilledWhenTheQueuePairFailsCompletesOnlyOnceItsBufferIsNoLongerWritten() throws Exception {
+        MemoryRegion in = qp.protectionDomain().register(arena.allocate(1 << 20), Access.LOCAL_WRITE);
+        try (SocketChannel ch = impostorConnects(ConnectionParameters.defaults())) {
+            qp.postRecv(ReceiveWorkRequest.of(1, ScatterGatherElement.of(in)));
+            // a message of 1 MiB of which only the start arrives: the receive thread is writing into the buffer
+            send(ch, Frame.message(Frame.OP_SEND, 1, 0, 1 << 20, new byte[1000]));
+            long deadline = System.nanoTime() + TestFabric.WAIT.toNanos();
+            while (!placing()) {
+                assertThat(System.nanoTime()).as("the receive thread never started filling the receive").isLessThan(deadline);
+                Thread.sleep(1);
+            }
+            qp.modify(QpState.ERROR);
+            // the link goes down and the receive thread stops filling; only then may the owner get the buffer back
+            WorkCompletion wc = next(cq);
+            assertThat(placing()).as("the receive completed while its buffer was still being written").isFalse();
+            assertThat(wc.wrId()).isEqualTo(1);
+            assertThat(wc.status()).isEqualTo(WcStatus.WR_FLUSH_ERR);
+        }
+    }
+
+    private boolean placing() {
+        qp.lock.lock();
+        try {
+            return qp.placing != null;
+        } finally {
+            qp.lock.unlock();
+        }
+    }
+
+    @Test
     void aMessageTruncatedByTheDeathOfThePeerFailsTheReceiveCleanly() throws Exception {
         MemoryRegion in = qp.protectionDomain().register(arena.allocate(4096), Access.LOCAL_WRITE);
         try (SocketChannel ch = impostorConnects(ConnectionParameters.defaults())) {
