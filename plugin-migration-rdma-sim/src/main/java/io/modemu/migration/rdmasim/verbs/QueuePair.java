@@ -137,7 +137,11 @@ public final class QueuePair implements AutoCloseable {
             switch (to) {
                 case RTR -> throw new VerbsException(VerbsException.Reason.INVALID_STATE, name()
                         + ": RTR needs the remote queue pair; RdmaDevice.connect or ConnectRequest.accept takes a queue pair there");
-                case RESET -> reset("moved to RESET by the application");
+                case RESET -> {
+                    reset("moved to RESET by the application");
+                    // its requests are dropped without completions: as after close, none touches memory once this returns
+                    awaitQuiet();
+                }
                 case INIT -> setState(QpState.INIT);
                 case RTS -> {
                     setState(QpState.RTS);
@@ -569,23 +573,35 @@ public final class QueuePair implements AutoCloseable {
             state = QpState.RESET;
             sqWork.signalAll();
             // as ibv_destroy_qp: once this returns, no request of this queue pair touches memory any more,
-            // so the caller may free its buffers. A request executing now (a copy), or a receive being
-            // filled from the socket, ends first; a socket that stalls is closed after the link's grace.
-            long deadline = System.nanoTime() + QUIESCE.toNanos();
-            long left;
-            while ((inFlight != null || placing != null) && (left = deadline - System.nanoTime()) > 0) {
-                quiet.awaitNanos(left);
-            }
-            if (inFlight != null || placing != null) {
-                log.warn("{}: destroyed while a request still executes after {} (wr_id {})", name(), QUIESCE,
-                        inFlight != null ? inFlight.wr.wrId() : placing.wrId());
-            }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
+            // so the caller may free its buffers
+            awaitQuiet();
         } finally {
             lock.unlock();
         }
         device.destroyQueuePair(this);
+    }
+
+    /**
+     * Lock held: waits (at most {@link #QUIESCE}, through interrupts) until no request executes (a copy)
+     * and no receive is being filled from the socket. A socket that stalls is closed after the link's grace.
+     */
+    private void awaitQuiet() {
+        long deadline = System.nanoTime() + QUIESCE.toNanos();
+        boolean interrupted = false;
+        long left;
+        while ((inFlight != null || placing != null) && (left = deadline - System.nanoTime()) > 0) {
+            try {
+                quiet.awaitNanos(left);
+            } catch (InterruptedException e) {
+                interrupted = true;
+            }
+        }
+        if (inFlight != null || placing != null) {
+            log.warn("{}: a request still executes after {} (wr_id {})", name(), QUIESCE, inFlight != null ? inFlight.wr.wrId() : placing.wrId());
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
     }
 
     /** How long {@link #close} waits for a request that executes: the link's grace to close a stalled socket, and some. */

@@ -5,12 +5,12 @@ import static org.assertj.core.api.Assertions.assertThat;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.List;
-import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
- * Destroying a queue pair ({@code ibv_destroy_qp}): once {@link QueuePair#close()} returns, nothing of
- * that queue pair touches memory any more, so its owner may free its buffers at once.
+ * Destroying a queue pair ({@code ibv_destroy_qp}), or moving it to RESET (its requests dropped): once
+ * {@link QueuePair#close()} or {@link QueuePair#modify} returns, nothing of that queue pair touches
+ * memory any more, so its owner may free its buffers at once.
  */
 class DestroyTest {
     private static final long SIZE = 64L << 20;
@@ -18,8 +18,9 @@ class DestroyTest {
     @RegisterExtension
     final TestFabric fabric = new TestFabric();
 
-    @Test
-    void aQueuePairDestroyedWhileAWriteCopiesReturnsOnlyOnceTheCopyIsDone() throws Exception {
+    @org.junit.jupiter.params.ParameterizedTest(name = "{0}")
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"close", "modify to RESET"})
+    void aQueuePairDestroyedOrResetWhileAWriteCopiesReturnsOnlyOnceTheCopyIsDone(String how) throws Exception {
         PeerFuzzing.captureLogs();
         TestFabric.Pair p = fabric.connect();
         SharedMemory target = p.b().device().allocateShared(SIZE);
@@ -36,8 +37,12 @@ class DestroyTest {
             assertThat(System.nanoTime()).as("the write never started").isLessThan(deadline);
             Thread.onSpinWait();
         }
-        qp.close();
-        assertThat(executing(qp)).as("close returned while the write still executes").isFalse();
+        if (how.equals("close")) {
+            qp.close();
+        } else {
+            qp.modify(QpState.RESET);
+        }
+        assertThat(executing(qp)).as("%s returned while the write still executes", how).isFalse();
         // the owner frees the source at once, as it may once the queue pair is destroyed
         own.close();
         Thread.sleep(200);
