@@ -246,11 +246,23 @@ final class ControlChannel implements AutoCloseable {
         }
         int length = (int) wc.byteLength();
         long base = (long) slot * SLOT;
-        int type = length == 0 ? 0 : recvArea.get(ValueLayout.JAVA_BYTE, base) & 0xff;
+        if (length == 0) {
+            fail(new IOException("rdma-sim: " + peer + " sent an empty transport message"));
+            return;
+        }
+        int type = recvArea.get(ValueLayout.JAVA_BYTE, base) & 0xff;
         switch (type) {
             case MSG_STREAM -> {
                 lock.lock();
                 try {
+                    if (failure != null) {
+                        // what comes after the failure (a peer's broken message) is not part of the stream
+                        return;
+                    }
+                    if (peerFinished) {
+                        fail(new IOException("rdma-sim: " + peer + " sent stream bytes after its goodbye"));
+                        return;
+                    }
                     inbound.addLast(new Inbound(slot, length));
                     changed.signalAll();
                 } finally {
@@ -304,17 +316,30 @@ final class ControlChannel implements AutoCloseable {
         fail(new IOException("rdma-sim: the connection to " + peer + " failed: " + why));
     }
 
-    /** Fails the channel: every blocked and later call throws {@code e}. */
+    /**
+     * Fails the channel: every blocked and later call throws {@code e}, and the connection goes down, so
+     * that the peer learns of it at once instead of waiting for an answer until its io timeout.
+     */
     void fail(IOException e) {
+        boolean first;
         lock.lock();
         try {
-            if (failure == null && !closed) {
+            first = failure == null && !closed;
+            if (first) {
                 failure = e;
                 log.warn("{}", e.getMessage());
             }
             changed.signalAll();
         } finally {
             lock.unlock();
+        }
+        Connection c = connection;
+        if (first && c != null) {
+            try {
+                c.disconnect();
+            } catch (RuntimeException ex) {
+                log.debug("rdma-sim: disconnecting from {} after a failure: {}", peer, ex.toString());
+            }
         }
     }
 
@@ -414,6 +439,14 @@ final class ControlChannel implements AutoCloseable {
         byte[] m = new byte[body.length + 1];
         m[0] = (byte) type;
         System.arraycopy(body, 0, m, 1, body.length);
+        sendMessage(m);
+    }
+
+    /** Sends {@code m} as one transport message, as it is: {@link #sendControl}, and tests that send malformed ones. */
+    void sendMessage(byte[] m) throws IOException {
+        if (m.length > SLOT) {
+            throw new IllegalArgumentException("transport message of " + m.length + " bytes");
+        }
         lock.lock();
         try {
             checkUsable();
@@ -592,9 +625,14 @@ final class ControlChannel implements AutoCloseable {
     }
 
     boolean isFailed() {
+        return failure() != null;
+    }
+
+    /** Why the channel failed, or null. */
+    IOException failure() {
         lock.lock();
         try {
-            return failure != null;
+            return failure;
         } finally {
             lock.unlock();
         }

@@ -258,6 +258,12 @@ final class RamImporter implements ControlChannel.Handler, ControlChannel.WriteL
             if (refused != null) {
                 throw new IOException(refused);
             }
+            // the channel failed (the destination broke the protocol, or went away): no answer will come
+            // (checked at each wake-up, at least every 100 ms, not only at the timeout)
+            IOException broken = channel.failure();
+            if (broken != null) {
+                throw new IOException(broken.getMessage(), broken);
+            }
             if (done.getAsBoolean()) {
                 return;
             }

@@ -162,6 +162,11 @@ public final class RdmaSimConnection implements AutoCloseable {
         return exporter == null ? new long[2] : exporter.regionsAndBytes();
     }
 
+    /** The transport's channel (tests send malformed transport messages through it). */
+    ControlChannel channel() {
+        return channel;
+    }
+
     /** Fault injection for tests: the link is cut as by a pulled cable. */
     void cutLink() {
         channel.cutLink();

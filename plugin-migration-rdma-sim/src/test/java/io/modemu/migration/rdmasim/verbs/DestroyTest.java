@@ -21,7 +21,7 @@ class DestroyTest {
     @org.junit.jupiter.params.ParameterizedTest(name = "{0}")
     @org.junit.jupiter.params.provider.ValueSource(strings = {"close", "modify to RESET"})
     void aQueuePairDestroyedOrResetWhileAWriteCopiesReturnsOnlyOnceTheCopyIsDone(String how) throws Exception {
-        PeerFuzzing.captureLogs();
+        FabricLogs.capture();
         TestFabric.Pair p = fabric.connect();
         SharedMemory target = p.b().device().allocateShared(SIZE);
         MemoryRegion remote = p.b().pd().register(target.segment(), Access.LOCAL_WRITE, Access.REMOTE_WRITE);
@@ -46,7 +46,7 @@ class DestroyTest {
         // the owner frees the source at once, as it may once the queue pair is destroyed
         own.close();
         Thread.sleep(200);
-        assertThat(PeerFuzzing.unforeseen()).as("the fabric touched freed memory").isEmpty();
+        assertThat(FabricLogs.unforeseen()).as("the fabric touched freed memory").isEmpty();
         // and nothing of it is left inside the peer's region: the peer deregisters it at once (it used to wait
         // its 5 s deregistration timeout, for a prefetcher whose mapping was closed under it)
         long t0 = System.nanoTime();

@@ -50,7 +50,7 @@ import java.util.concurrent.TimeUnit;
  *   <li>the victim's memory outside the buffers of its receives keeps its canary, and so does the
  *       impostor's shared memory outside the region the victim may write;</li>
  *   <li>no thread of the fabric failed with an unforeseen exception (the fabric logs those at ERROR
- *       with a stack trace: {@link #captureLogs}), and both devices close.</li>
+ *       with a stack trace: {@link FabricLogs}), and both devices close.</li>
  * </ul>
  */
 final class PeerFuzzing {
@@ -64,8 +64,6 @@ final class PeerFuzzing {
     private static final int REGION_BYTES = 32 * 1024;
     private static final int MAX_SENDS = 12;
     private static final int MAX_RECVS = 12;
-
-    private static final List<String> UNFORESEEN = java.util.Collections.synchronizedList(new ArrayList<>());
 
     private PeerFuzzing() {
     }
@@ -222,7 +220,7 @@ final class PeerFuzzing {
     static Outcome run(byte[] input) {
         // an interrupt left by the previous input (jqwik interrupts a try that outlives its shrinking time) is not this input's
         Thread.interrupted();
-        captureLogs();
+        FabricLogs.capture();
         Reader in = new Reader(input);
         int mode = in.u8();
         Outcome o;
@@ -239,33 +237,8 @@ final class PeerFuzzing {
                 r.threads.forEach(Thread::interrupt);
             }
         }
-        assertThat(UNFORESEEN).as("errors the fabric did not foresee (logged with a stack trace)").isEmpty();
+        assertThat(FabricLogs.unforeseen()).as("errors the fabric did not foresee (logged with a stack trace)").isEmpty();
         return o;
-    }
-
-    /** What the fabric logged at ERROR with a stack trace since {@link #captureLogs}. */
-    static List<String> unforeseen() {
-        return List.copyOf(UNFORESEEN);
-    }
-
-    /** From now on an error logged with a stack trace by the fabric is a finding (other tests share this JVM). */
-    static synchronized void captureLogs() {
-        ch.qos.logback.classic.Logger fabric = (ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory.getLogger("io.modemu.migration.rdmasim");
-        if (fabric.getAppender("fuzz") == null) {
-            ch.qos.logback.core.AppenderBase<ch.qos.logback.classic.spi.ILoggingEvent> a = new ch.qos.logback.core.AppenderBase<>() {
-                @Override
-                protected void append(ch.qos.logback.classic.spi.ILoggingEvent e) {
-                    if (e.getLevel() == ch.qos.logback.classic.Level.ERROR && e.getThrowableProxy() != null) {
-                        UNFORESEEN.add(e.getFormattedMessage() + ": " + e.getThrowableProxy().getClassName() + ": " + e.getThrowableProxy().getMessage());
-                    }
-                }
-            };
-            a.setName("fuzz");
-            a.setContext(fabric.getLoggerContext());
-            a.start();
-            fabric.addAppender(a);
-        }
-        UNFORESEEN.clear();
     }
 
     private static final class Run {
