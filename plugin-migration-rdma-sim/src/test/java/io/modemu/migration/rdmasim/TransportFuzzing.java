@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import io.modemu.machine.RamBlock;
 import io.modemu.migration.rdmasim.verbs.FabricLogs;
+import io.modemu.migration.rdmasim.verbs.FuzzInput;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -117,38 +118,6 @@ final class TransportFuzzing {
         }
     }
 
-    private static final class Reader {
-        private final byte[] b;
-        private int pos;
-
-        Reader(byte[] b) {
-            this.b = b;
-        }
-
-        boolean atEnd() {
-            return pos >= b.length;
-        }
-
-        int u8() {
-            return pos < b.length ? b[pos++] & 0xff : 0;
-        }
-
-        int u16() {
-            return u8() << 8 | u8();
-        }
-
-        int u32() {
-            return u16() << 16 | u16();
-        }
-
-        byte[] bytes(int n) {
-            int k = Math.max(0, Math.min(n, b.length - pos));
-            byte[] out = Arrays.copyOfRange(b, pos, pos + k);
-            pos += k;
-            return out;
-        }
-    }
-
     /** What one input did: the stream bytes read, and how the destination's reading ended. */
     record Outcome(byte[] read, String readFailure, String sourceFailure) {
     }
@@ -156,7 +125,7 @@ final class TransportFuzzing {
     static Outcome run(byte[] input) {
         Thread.interrupted();
         FabricLogs.capture();
-        Reader in = new Reader(input);
+        FuzzInput in = new FuzzInput(input);
         int mode = in.u8();
         Path dir = null;
         Arena arena = Arena.ofShared();
@@ -233,7 +202,7 @@ final class TransportFuzzing {
         }
     }
 
-    private static Outcome play(Reader in, RdmaSimConnection source, RdmaSimConnection destination, MemorySegment src) throws Exception {
+    private static Outcome play(FuzzInput in, RdmaSimConnection source, RdmaSimConnection destination, MemorySegment src) throws Exception {
         ByteArrayOutputStream stream = new ByteArrayOutputStream();
         boolean broken = false;
         String sourceFailure = null;

@@ -68,43 +68,6 @@ final class PeerFuzzing {
     private PeerFuzzing() {
     }
 
-    /** Reads the input; past its end every read gives zeros. */
-    static final class Reader {
-        private final byte[] b;
-        private int pos;
-
-        Reader(byte[] b) {
-            this.b = b;
-        }
-
-        boolean atEnd() {
-            return pos >= b.length;
-        }
-
-        int u8() {
-            return pos < b.length ? b[pos++] & 0xff : 0;
-        }
-
-        int u16() {
-            return u8() << 8 | u8();
-        }
-
-        int u32() {
-            return u16() << 16 | u16();
-        }
-
-        long u64() {
-            return (long) u32() << 32 | (u32() & 0xffff_ffffL);
-        }
-
-        byte[] bytes(int n) {
-            int k = Math.max(0, Math.min(n, b.length - pos));
-            byte[] out = java.util.Arrays.copyOfRange(b, pos, pos + k);
-            pos += k;
-            return out;
-        }
-    }
-
     /** Builds inputs (seeds and generated ones); the layout is {@link #run}'s. */
     static final class Writer {
         private final ByteArrayOutputStream out = new ByteArrayOutputStream();
@@ -221,7 +184,7 @@ final class PeerFuzzing {
         // an interrupt left by the previous input (jqwik interrupts a try that outlives its shrinking time) is not this input's
         Thread.interrupted();
         FabricLogs.capture();
-        Reader in = new Reader(input);
+        FuzzInput in = new FuzzInput(input);
         int mode = in.u8();
         Outcome o;
         Run r = null;
@@ -243,7 +206,7 @@ final class PeerFuzzing {
 
     private static final class Run {
         private final TestFabric fabric;
-        private final Reader in;
+        private final FuzzInput in;
         private final int mode;
         private final RdmaDevice victim;
         private final RdmaDevice impostor;
@@ -263,7 +226,7 @@ final class PeerFuzzing {
         private int sends;
         private int recvs;
 
-        Run(TestFabric fabric, Reader in, int mode) throws IOException {
+        Run(TestFabric fabric, FuzzInput in, int mode) throws IOException {
             this.fabric = fabric;
             this.in = in;
             this.mode = mode;
