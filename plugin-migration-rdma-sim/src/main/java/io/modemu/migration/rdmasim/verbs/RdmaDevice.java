@@ -95,7 +95,7 @@ public final class RdmaDevice implements AutoCloseable {
         } catch (IOException | RuntimeException e) {
             arena.close();
             Files.deleteIfExists(tableFile);
-            throw new IOException("rdma-sim: cannot create the device table " + tableFile + ": " + e.getMessage(), e);
+            throw new IOException("rdma-sim: cannot create the device table " + tableFile + ": " + (e.getMessage() == null ? e.toString() : e.getMessage()), e);
         }
         this.linkModel = new LinkModel(settings.latency().toNanos(), settings.bandwidthBytesPerSecond(), System::nanoTime);
         this.timers = new ScheduledThreadPoolExecutor(1, r -> Thread.ofPlatform().daemon().name("rdma-sim timers " + Long.toHexString(deviceId)).unstarted(r));
