@@ -586,17 +586,22 @@ public final class QueuePair implements AutoCloseable {
      * and no receive is being filled from the socket. A socket that stalls is closed after the link's grace.
      */
     private void awaitQuiet() {
+        awaitQuiet(true);
+    }
+
+    /** Lock held: {@link #awaitQuiet()}, or, without {@code receivesToo}, for the request executing only. */
+    void awaitQuiet(boolean receivesToo) {
         long deadline = System.nanoTime() + QUIESCE.toNanos();
         boolean interrupted = false;
         long left;
-        while ((inFlight != null || placing != null) && (left = deadline - System.nanoTime()) > 0) {
+        while ((inFlight != null || receivesToo && placing != null) && (left = deadline - System.nanoTime()) > 0) {
             try {
                 quiet.awaitNanos(left);
             } catch (InterruptedException e) {
                 interrupted = true;
             }
         }
-        if (inFlight != null || placing != null) {
+        if (inFlight != null || receivesToo && placing != null) {
             log.warn("{}: a request still executes after {} (wr_id {})", name(), QUIESCE, inFlight != null ? inFlight.wr.wrId() : placing.wrId());
         }
         if (interrupted) {

@@ -82,6 +82,13 @@ final class Requester {
                 }
             }
         } finally {
+            // a poster may still be executing a message inline against the peer's memory: it ends first
+            qp.lock.lock();
+            try {
+                qp.awaitQuiet(false);
+            } finally {
+                qp.lock.unlock();
+            }
             link.peerMemory.close();
         }
     }
@@ -113,12 +120,6 @@ final class Requester {
         try {
             return execute(w);
         } catch (RuntimeException | Error e) {
-            if (e instanceof IllegalStateException && link.isDown()) {
-                // the link went down while this request executed (a poster executes inline while the send thread,
-                // leaving, closes the mapping of the peer's memory): the request ends with the connection
-                return Outcome.failed(WcStatus.WR_FLUSH_ERR, qp.name() + ": wr_id " + w.wr.wrId() + ": the connection to " + link.peerName()
-                        + " went down while it executed");
-            }
             log.error("{}: executing wr_id {} failed", qp.name(), w.wr.wrId(), e);
             return Outcome.failed(WcStatus.LOC_QP_OP_ERR, qp.name() + ": internal error executing wr_id " + w.wr.wrId() + ": " + e);
         }
