@@ -150,6 +150,10 @@ public final class BenchReport {
                 "same reads straight to the backend", num(kv, "null_backend_iops"), Target.atLeast(1_000_000)));
         rows.add(Row.of("virtio-blk 4K random read QD" + qd + ", file (page cache)", "IOPS", num(kv, "file_iops"),
                 "same reads straight to the backend", num(kv, "file_backend_iops"), Target.ratioAtLeast(0.9)));
+        // how the host's noise spreads the ratio from one half-second window to the next: informative only
+        if (kv.containsKey("file_ratio_by_window")) {
+            rows.add(Row.note("virtio-blk file: ratio window by window", kv.get("file_ratio_by_window"), "device turn / the backend turn next to it"));
+        }
         // the same ratio split by where the host had the VM's two processors (CrossCpuProbe): informative only
         for (String where : List.of("near", "far")) {
             if (kv.containsKey("file_ratio_" + where)) {

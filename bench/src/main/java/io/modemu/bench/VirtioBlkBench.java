@@ -30,7 +30,8 @@ import java.util.concurrent.TimeUnit;
  * <p>Options: {@code --seconds=N} (measured time per path, default 5), {@code --warmup=N} (default 3),
  * {@code --qd=N} (32), {@code --bs=N} (4096), {@code --file-size=N} (MiB, 256), {@code --file-aio=threads|inline}
  * (inline), {@code --null-options=...} (extra null-co options), {@code --only=null|file|one-core},
- * {@code --one-core=off} (skip the one-core figures), and the guest's polling: {@code --poll=D} (how long it
+ * {@code --one-core=off} (skip the one-core figures), {@code --turns} (each measured turn's IOPS and IOThread time per
+ * request on standard error), and the guest's polling: {@code --poll=D} (how long it
  * keeps polling after the last completion before it waits for an interrupt, default 50us; 0: interrupts
  * only, as a Linux guest without poll queues) and {@code --poll-interval=D} (the pause between two polls,
  * default 5us; 0: poll without pausing).
@@ -50,8 +51,11 @@ public final class VirtioBlkBench {
     /** The guest program's polling options, as {@code -guest} takes them. */
     private final String guestPolling;
     private final PrintStream out;
+    /** {@code --turns}: print every measured turn on standard error. */
+    private final boolean printTurns;
 
-    private VirtioBlkBench(int seconds, int warmup, int qd, int bs, String guestPolling, PrintStream out) {
+    private VirtioBlkBench(int seconds, int warmup, int qd, int bs, String guestPolling, boolean printTurns, PrintStream out) {
+        this.printTurns = printTurns;
         this.guestPolling = guestPolling;
         this.seconds = seconds;
         this.warmup = warmup;
@@ -72,6 +76,7 @@ public final class VirtioBlkBench {
         String poll = "50us";
         String pollInterval = "5us";
         boolean oneCore = true;
+        boolean turns = false;
         String ab = "";
         for (String a : args) {
             String[] kv = a.replaceFirst("^--", "").split("=", 2);
@@ -89,10 +94,11 @@ public final class VirtioBlkBench {
                 case "poll-interval" -> pollInterval = v;
                 case "one-core" -> oneCore = !v.equals("off");
                 case "ab" -> ab = v;
+                case "turns" -> turns = !v.equals("off");
                 default -> throw new IllegalArgumentException("unknown option '" + a + "' (see the class comment of " + VirtioBlkBench.class.getName() + ")");
             }
         }
-        VirtioBlkBench b = new VirtioBlkBench(seconds, warmup, qd, bs, "poll=" + poll + ",poll-interval=" + pollInterval, System.out);
+        VirtioBlkBench b = new VirtioBlkBench(seconds, warmup, qd, bs, "poll=" + poll + ",poll-interval=" + pollInterval, turns, System.out);
         b.line("bench", "virtio-blk");
         b.line("qd", qd);
         b.line("bs", bs);
@@ -266,8 +272,12 @@ public final class VirtioBlkBench {
             Tally[] backendBy = {new Tally(), new Tally()};
             Tally[] deviceBy = {new Tally(), new Tally()};
             java.util.List<Double> probes = new java.util.ArrayList<>();
+            // each window's device turn against its backend turn (the two run back to back): how far the host's noise
+            // spreads the ratio from one half-second to the next
+            java.util.List<Double> windowRatios = new java.util.ArrayList<>();
             CrossCpuProbe.sample();
             double probe = CrossCpuProbe.sample();
+            double windowIops = 0;
             for (int w = -warmups; w < windows; w++) {
                 if (w == 0) {
                     s0 = task.steps;
@@ -300,6 +310,16 @@ public final class VirtioBlkBench {
                     double before = probe;
                     probe = CrossCpuProbe.sample();
                     if (turn != null) {
+                        if (printTurns) {
+                            System.err.printf(Locale.ROOT, "turn %s window %d: %s %.0f IOPS, IOThread %.0f ns per request%n", label, w,
+                                    deviceTurn ? "device" : "backend", turn.iops(), (double) turn.iothreadCpu / turn.completions);
+                        }
+                        if (k == 1) {
+                            double other = windowIops;
+                            windowRatios.add(deviceTurn ? turn.iops() / other : other / turn.iops());
+                        } else {
+                            windowIops = turn.iops();
+                        }
                         (deviceTurn ? device : backend).add(turn);
                         probes.add(probe);
                         int where = placement(before, probe);
@@ -329,6 +349,11 @@ public final class VirtioBlkBench {
                     (double) device.iothreadCpu / device.nanos, 1000.0 * device.iothreadSwitches / device.completions, device.completions,
                     task.steps - s0, task.emptyPolls - e0, task.sleeps - z0, task.notifies - n0);
             placementLines(label, probes, backendBy, deviceBy);
+            if (windowRatios.size() >= 4) {
+                double[] r = windowRatios.stream().mapToDouble(Double::doubleValue).sorted().toArray();
+                line(label + "_ratio_by_window", String.format(Locale.ROOT, "median %.3f, quartiles %.3f-%.3f, range %.3f-%.3f (%d windows)",
+                        r[r.length / 2], r[r.length / 4], r[r.length * 3 / 4], r[0], r[r.length - 1], r.length));
+            }
             return new Pair(backend.iops(), device.iops());
         }
     }

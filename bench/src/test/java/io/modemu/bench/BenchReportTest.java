@@ -31,6 +31,7 @@ class BenchReportTest {
                 file_ratio_near=0.930
                 file_cross_cpu_round_trip_ns_near=110
                 file_turns_near=device 9, backend 8
+                file_ratio_by_window=median 0.910, quartiles 0.880-0.940, range 0.700-0.990 (10 windows)
                 """);
         Files.writeString(dir.resolve("migration-tcp.txt"), """
                 cpus=2
@@ -69,6 +70,7 @@ class BenchReportTest {
         BenchReport.Row near = row(rows, "virtio-blk file: ratio in the turns with the processors near (round trip 110 ns)", "device 9");
         assertThat(near.value()).isEqualTo("0.930");
         assertThat(rows).noneMatch(r -> r.figure().contains("processors far"));
+        assertThat(row(rows, "virtio-blk file: ratio window by window", "device turn").value()).startsWith("median 0.910");
 
         // medians of the runs: throughput 19000 vs raw 27500 = 0.69 < 0.70
         BenchReport.Row tput = row(rows, "tcp migration (1G RAM, 512M random, AOT-cached JVMs): throughput", "raw");
