@@ -400,6 +400,12 @@ public final class VirtioMmioTransport implements MmioDevice {
             return;
         }
         resetting = true;
+        if (status == 0) {
+            // the driver waits for Status to read 0 before it writes again, and writes are dropped until the reset is
+            // done: a started device whose Status already reads 0 (its driver cleared its own bits, which the
+            // specification forbids) must not say "done" while its queues are still being stopped
+            status = Virtio.STATUS_DEVICE_NEEDS_RESET;
+        }
         device.reset(this::finishReset);
     }
 
