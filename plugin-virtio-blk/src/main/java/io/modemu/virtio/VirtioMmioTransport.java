@@ -242,7 +242,13 @@ public final class VirtioMmioTransport implements MmioDevice {
                 case Virtio.R_QUEUE_SEL -> queueSel = (int) Math.min(v, Integer.MAX_VALUE);
                 case Virtio.R_QUEUE_NUM -> {
                     if (queueWritable("QueueNum")) {
-                        queueNum[queueSel] = (int) Math.min(v, Integer.MAX_VALUE);
+                        if (v > device.queueMaxSize()) {
+                            // not kept: the register only ever holds a size the device could serve, so that its state
+                            // always loads on a migration destination (which checks it)
+                            deviceError("queue " + queueSel + ": QueueNum " + v + " is above QueueNumMax " + device.queueMaxSize());
+                        } else {
+                            queueNum[queueSel] = (int) v;
+                        }
                     }
                 }
                 case Virtio.R_QUEUE_READY -> writeQueueReady(v);

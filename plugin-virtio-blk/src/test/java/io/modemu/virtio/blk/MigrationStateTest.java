@@ -10,6 +10,7 @@ import io.modemu.aio.ThreadLoopDriver;
 import io.modemu.block.Errno;
 import io.modemu.guest.GuestTask;
 import io.modemu.guest.virtio.VirtioBlkGuest;
+import io.modemu.guest.virtio.VirtioMmioRegisters;
 import io.modemu.machine.RamBlock;
 import io.modemu.machine.RunState;
 import io.modemu.migration.MigrationStreamException;
@@ -265,6 +266,43 @@ class MigrationStateTest {
             g.kick(0);
             c.awaitCount(h, g, 0, 1);
             assertThat(h.uncaughtErrors()).isZero();
+        }
+    }
+
+    /**
+     * A guest that writes a QueueNum above QueueNumMax into a queue it has not readied gets
+     * DEVICE_NEEDS_RESET, and the register keeps a size the device can serve: before, it kept the
+     * guest's value, which the destination of a migration then refused ("queue 0 size is 258, outside
+     * 0..256"), so a guest could make its VM impossible to migrate (found by the fuzz target once it
+     * migrated every program's device).
+     */
+    @Test
+    void aQueueSizeAboveTheMaximumDoesNotStayInTheRegisterNorStopAMigration() {
+        TestDiskDriver disks = new TestDiskDriver();
+        Harness src = machine(() -> new DeterministicScheduler(21), disks, RunState.PRELAUNCH, DEVICE);
+        Harness dst = machine(() -> new DeterministicScheduler(22), disks, RunState.INMIGRATE, DEVICE);
+        try {
+            src.start();
+            VirtioMmioRegisters r = new VirtioMmioRegisters(src.machine.mmio(), src.device.slot().base());
+            int max = r.read(VirtioMmioRegisters.QUEUE_NUM_MAX);
+            r.write(VirtioMmioRegisters.STATUS, 3);
+            r.write(VirtioMmioRegisters.QUEUE_SEL, 0);
+            r.write(VirtioMmioRegisters.QUEUE_NUM, max + 2);
+            assertThat(r.read(VirtioMmioRegisters.STATUS) & VirtioMmioRegisters.STATUS_NEEDS_RESET)
+                    .as("DEVICE_NEEDS_RESET").isNotZero();
+            src.await(src.machine.vmStop(RunState.FINISH_MIGRATE));
+            load(dst, saveAndCopy(src, dst));
+            dst.start();
+            VirtioBlkGuest g = dst.guest(VirtioBlkGuest.Setup.defaults().withQueueSize(16));
+            Completions c = new Completions();
+            g.submit(0, T_FLUSH, 0, 0, 0, false, 1);
+            g.kick(0);
+            c.awaitCount(dst, g, 0, 1);
+            assertThat(c.status(1)).isEqualTo(S_OK);
+            assertThat(src.uncaughtErrors() + dst.uncaughtErrors()).isZero();
+        } finally {
+            src.close();
+            dst.close();
         }
     }
 

@@ -11,6 +11,7 @@ import io.modemu.aio.DeterministicScheduler;
 import io.modemu.guest.virtio.VirtioBlkGuest;
 import io.modemu.machine.GuestMemory;
 import io.modemu.machine.Machine;
+import io.modemu.machine.RamBlock;
 import io.modemu.machine.RunState;
 import io.modemu.virtio.Virtio;
 import java.lang.foreign.MemorySegment;
@@ -227,11 +228,8 @@ final class VirtioBlkFuzzing {
         Config config = Config.read(in);
         long seed = in.u8();
         String what = "program of " + program.length + " bytes, " + config + ", seed " + seed;
-        Harness h = Harness.create(new DeterministicScheduler(seed), new TestDiskDriver(), 1, RAM, RunState.PRELAUNCH);
+        Harness h = machine(config, seed, RunState.PRELAUNCH);
         try {
-            h.drive("d0", "size=1M,latency-ns=" + config.latencyNs() + (config.readOnly() ? ",read-only=on" : ""));
-            h.device("drive=d0,serial=fuzz,queue-size=" + config.queueSize() + ",num-queues=" + config.numQueues() + ",werror=" + config.werror()
-                    + ",rerror=" + config.rerror() + ",logical_block_size=" + config.logicalBlockSize() + (config.iothread() ? ",iothread=io0" : ""));
             h.start();
             byte[] canary = new byte[(int) (B - CANARY)];
             java.util.Arrays.fill(canary, (byte) 0xa5);
@@ -266,6 +264,7 @@ final class VirtioBlkFuzzing {
             awaitOrHang(h, h.machine.vmStop(RunState.PAUSED), what, "the VM stop (drain)");
             assertThat(h.device.inFlight()).as("%s: requests in flight in the device after the stop", what).isZero();
             assertThat(h.device.backend().inFlight()).as("%s: requests in flight in the block backend after the stop", what).isZero();
+            migrate(h, config, seed, what);
             awaitOrHang(h, h.machine.vmStart(), what, "the VM start");
             assertThat(h.machine.runState()).as(what).isEqualTo(RunState.RUNNING);
 
@@ -281,6 +280,58 @@ final class VirtioBlkFuzzing {
             return outcome;
         } finally {
             h.close();
+        }
+    }
+
+    /** The fuzzed machine of {@code config}: a device over a test disk, on a deterministic scheduler. */
+    private static Harness machine(Config config, long seed, RunState initial) {
+        Harness h = Harness.create(new DeterministicScheduler(seed), new TestDiskDriver(), 1, RAM, initial);
+        h.drive("d0", "size=1M,latency-ns=" + config.latencyNs() + (config.readOnly() ? ",read-only=on" : ""));
+        h.device("drive=d0,serial=fuzz,queue-size=" + config.queueSize() + ",num-queues=" + config.numQueues() + ",werror=" + config.werror()
+                + ",rerror=" + config.rerror() + ",logical_block_size=" + config.logicalBlockSize() + (config.iothread() ? ",iothread=io0" : ""));
+        return h;
+    }
+
+    /**
+     * What a migration of the stopped machine does with the device, whatever state the program left it
+     * in (broken, parked requests, queues half set up): its state saves, loads into a fresh destination
+     * holding the same RAM, and there a driver's reset and bring-up get a request served.
+     */
+    private static void migrate(Harness src, Config config, long seed, String what) {
+        byte[] state;
+        try {
+            state = src.await(src.machine.mainLoop().submit(() -> {
+                io.modemu.migration.StateWriter w = new io.modemu.migration.StateWriter();
+                src.device.saveState(w);
+                return w.toByteArray();
+            }));
+        } catch (RuntimeException e) {
+            throw new AssertionError(what + ": the stopped device's state could not be saved: " + e, e);
+        }
+        Harness dst = machine(config, seed, RunState.INMIGRATE);
+        try {
+            RamBlock a = src.machine.memory().blocks().getFirst();
+            RamBlock b = dst.machine.memory().blocks().getFirst();
+            MemorySegment.copy(a.segment(), 0, b.segment(), 0, a.size());
+            try {
+                dst.await(dst.machine.mainLoop().submit(() -> {
+                    dst.device.loadState(new io.modemu.migration.StateReader(dst.device.stateName(), state), VirtioBlkDevice.STATE_VERSION);
+                    return null;
+                }));
+            } catch (RuntimeException e) {
+                throw new AssertionError(what + ": the destination refused the state the source saved: " + e, e);
+            }
+            awaitOrHang(dst, dst.machine.vmStart(), what, "the destination's start");
+            dst.disks.clearFaults();
+            VirtioBlkGuest g = dst.guest(VirtioBlkGuest.Setup.defaults().withQueueSize(Math.min(16, config.queueSize())));
+            Completions c = new Completions();
+            g.submit(0, VirtioBlkGuest.T_FLUSH, 0, 0, 0, false, 1);
+            g.kick(0);
+            c.awaitCount(dst, g, 0, 1);
+            assertThat(c.status(1)).as("%s: a request on the destination after a driver reset", what).isEqualTo(VirtioBlkGuest.S_OK);
+            assertThat(dst.uncaughtErrors()).as("%s: errors escaped into the destination's loops; first: %s", what, dst.firstUncaught()).isZero();
+        } finally {
+            dst.close();
         }
     }
 
