@@ -271,13 +271,7 @@ final class VirtioBlkFuzzing {
             awaitOrHang(h, h.machine.vmStart(), what, "the VM start");
             assertThat(h.machine.runState()).as(what).isEqualTo(RunState.RUNNING);
 
-            VirtioBlkGuest g = h.guest(VirtioBlkGuest.Setup.defaults().withQueueSize(Math.min(16, config.queueSize())));
-            Completions c = new Completions();
-            g.submit(0, VirtioBlkGuest.T_FLUSH, 0, 0, 0, false, 1);
-            g.kick(0);
-            c.awaitCount(h, g, 0, 1);
-            assertThat(c.status(1)).as("%s: a request after a driver reset", what).isEqualTo(VirtioBlkGuest.S_OK);
-            assertThat(h.uncaughtErrors()).as("%s: errors escaped into a loop; first: %s", what, h.firstUncaught()).isZero();
+            servesAfterAReset(h, config, what + ": on the source");
             assertNoUnforeseenErrors(what);
             return outcome;
         } finally {
@@ -324,17 +318,21 @@ final class VirtioBlkFuzzing {
                 throw new AssertionError(what + ": the destination refused the state the source saved: " + e, e);
             }
             awaitOrHang(dst, dst.machine.vmStart(), what, "the destination's start");
-            dst.disks.clearFaults();
-            VirtioBlkGuest g = dst.guest(VirtioBlkGuest.Setup.defaults().withQueueSize(Math.min(16, config.queueSize())));
-            Completions c = new Completions();
-            g.submit(0, VirtioBlkGuest.T_FLUSH, 0, 0, 0, false, 1);
-            g.kick(0);
-            c.awaitCount(dst, g, 0, 1);
-            assertThat(c.status(1)).as("%s: a request on the destination after a driver reset", what).isEqualTo(VirtioBlkGuest.S_OK);
-            assertThat(dst.uncaughtErrors()).as("%s: errors escaped into the destination's loops; first: %s", what, dst.firstUncaught()).isZero();
+            servesAfterAReset(dst, config, what + ": on the migration's destination");
         } finally {
             dst.close();
         }
+    }
+
+    /** A driver's reset and bring-up on the running machine {@code h}, then a request that must complete with S_OK. */
+    private static void servesAfterAReset(Harness h, Config config, String where) {
+        VirtioBlkGuest g = h.guest(VirtioBlkGuest.Setup.defaults().withQueueSize(Math.min(16, config.queueSize())));
+        Completions c = new Completions();
+        g.submit(0, VirtioBlkGuest.T_FLUSH, 0, 0, 0, false, 1);
+        g.kick(0);
+        c.awaitCount(h, g, 0, 1);
+        assertThat(c.status(1)).as("%s: a request after a driver reset", where).isEqualTo(VirtioBlkGuest.S_OK);
+        assertThat(h.uncaughtErrors()).as("%s: errors escaped into a loop; first: %s", where, h.firstUncaught()).isZero();
     }
 
     /** Waits for a stop or start; a stop whose flush failed (the program made the disk fail) still stopped the VM, as documented. */
