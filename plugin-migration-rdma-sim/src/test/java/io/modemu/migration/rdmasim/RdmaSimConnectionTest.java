@@ -15,10 +15,8 @@ import java.lang.foreign.MemorySegment;
 import java.net.InetSocketAddress;
 import java.net.SocketTimeoutException;
 import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -176,11 +174,7 @@ class RdmaSimConnectionTest {
             MemorySegment s = arena.allocate(sizes[i], 4096);
             MemorySegment.copy(MemorySegment.ofArray(random((int) sizes[i], 10 + i)), 0, s, 0, sizes[i]);
             src.add(new RamBlock("ram" + i, 0x8000_0000L * (i + 1), s, null));
-            Path f = dir.resolve("dest-ram" + i + "-" + (files++));
-            try (FileChannel ch = FileChannel.open(f, StandardOpenOption.CREATE_NEW, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
-                ch.truncate(sizes[i]);
-                dst.add(new RamBlock("ram" + i, 0x8000_0000L * (i + 1), ch.map(FileChannel.MapMode.READ_WRITE, 0, sizes[i], arena), f));
-            }
+            dst.add(RdmaSimFixture.fileBackedRam("ram" + i, 0x8000_0000L * (i + 1), dir.resolve("dest-ram" + i + "-" + (files++)), sizes[i], arena));
         }
         return new Ram(src, dst);
     }
@@ -237,12 +231,7 @@ class RdmaSimConnectionTest {
         Pair p = connect("", WAIT);
         long size = 260L << 20;
         MemorySegment s = arena.allocate(size, 4096);
-        Path f = dir.resolve("dest-big");
-        List<RamBlock> dst;
-        try (FileChannel ch = FileChannel.open(f, StandardOpenOption.CREATE_NEW, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
-            ch.truncate(size);
-            dst = List.of(new RamBlock("ram0", 0x8000_0000L, ch.map(FileChannel.MapMode.READ_WRITE, 0, size, arena), f));
-        }
+        List<RamBlock> dst = List.of(RdmaSimFixture.fileBackedRam("ram0", 0x8000_0000L, dir.resolve("dest-big"), size, arena));
         p.source().openRam(List.of(new RamBlock("ram0", 0x8000_0000L, s, null)), p.destination().exposeRam(dst));
         s.asSlice(5L << 20, 4096).fill((byte) 7);
         p.source().writeRam(0, 5L << 20, 4096);

@@ -2,6 +2,7 @@ package io.modemu.migration.rdmasim;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.modemu.machine.RamBlock;
 import io.modemu.migration.ChannelSettings;
 import io.modemu.migration.LiveMigration;
 import io.modemu.migration.MigrationChannel;
@@ -19,9 +20,12 @@ import io.modemu.migration.tcp.testbed.TransportFixture;
 import io.modemu.plugin.Contributions;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.lang.foreign.Arena;
 import java.net.InetSocketAddress;
+import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.util.Comparator;
 import java.util.List;
@@ -217,6 +221,17 @@ final class RdmaSimFixture implements TransportFixture {
                     l.close();
                 }
             };
+        }
+    }
+
+    /**
+     * A destination RAM block backed by a new file of {@code size} bytes mapped shared, as the platform maps
+     * guest RAM with a backing file (what the destination registers for one-sided writes).
+     */
+    static RamBlock fileBackedRam(String name, long base, Path file, long size, Arena arena) throws IOException {
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+            ch.truncate(size);
+            return new RamBlock(name, base, ch.map(FileChannel.MapMode.READ_WRITE, 0, size, arena), file);
         }
     }
 }

@@ -10,10 +10,8 @@ import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
@@ -148,12 +146,7 @@ final class TransportFuzzing {
                     STEP, STEP);
             destination = accepted.get(STEP.toSeconds(), TimeUnit.SECONDS);
             MemorySegment src = arena.allocate(RAM, 4096);
-            Path f = dir.resolve("dst.ram");
-            List<RamBlock> dst;
-            try (FileChannel ch = FileChannel.open(f, StandardOpenOption.CREATE_NEW, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
-                ch.truncate(RAM);
-                dst = List.of(new RamBlock("ram0", 0x8000_0000L, ch.map(FileChannel.MapMode.READ_WRITE, 0, RAM, arena), f));
-            }
+            List<RamBlock> dst = List.of(RdmaSimFixture.fileBackedRam("ram0", 0x8000_0000L, dir.resolve("dst.ram"), RAM, arena));
             source.openRam(List.of(new RamBlock("ram0", 0x8000_0000L, src, null)), destination.exposeRam(dst));
             Outcome o = play(in, source, destination, src);
             long[] regions = destination.ramRegions();
