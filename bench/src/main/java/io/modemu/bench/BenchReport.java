@@ -11,6 +11,8 @@ import java.util.Map;
 import java.util.TreeSet;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
 
 /**
  * The table of {@code bench/run all}: reads the {@code key=value} output that each benchmark left in a
@@ -161,6 +163,15 @@ public final class BenchReport {
                         + kv.getOrDefault("file_cross_cpu_round_trip_ns_" + where, "?") + " ns)", kv.get("file_ratio_" + where),
                         kv.getOrDefault("file_turns_" + where, "")));
             }
+        }
+        // the split-ring floor (a minimal device in C, bench/src/main/c/ring_floor.c) in the same run: what any
+        // implementation could reach on this host at the time; informative only
+        if (kv.containsKey("file_floor_ratio")) {
+            String detail = Stream.of("near", "far").filter(w -> kv.containsKey("file_floor_ratio_" + w))
+                    .map(w -> w + " " + kv.get("file_floor_ratio_" + w)).collect(Collectors.joining(", "));
+            rows.add(Row.note("virtio-blk file: the split-ring floor's ratio (minimal C device)", kv.get("file_floor_ratio"), detail));
+            rows.add(Row.note("virtio-blk file: the device's ratio / the floor's", kv.getOrDefault("file_ratio_to_floor", "missing"),
+                    "1.0: as good as the minimal C device"));
         }
         // per CPU-second with every context on one thread: what other load on the machine does not disturb
         for (String d : List.of("null", "file")) {

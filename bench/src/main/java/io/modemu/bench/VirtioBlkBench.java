@@ -36,6 +36,10 @@ import java.util.concurrent.TimeUnit;
  * only, as a Linux guest without poll queues) and {@code --poll-interval=D} (the pause between two polls,
  * default 5us; 0: poll without pausing).
  *
+ * <p>{@code --floor=PATH} (given by {@code bench/run} when it could build {@code bench/src/main/c/ring_floor.c})
+ * runs the split-ring floor ({@link RingFloor}) between the file turns and prints what it reached next to
+ * the device's ratio; {@code --floor=off} or no option: not run.
+ *
  * <p>{@code --ab=PROPERTY[=VALUE]} runs an A/B experiment instead (see {@link #abCompare}): the file
  * (or, with {@code --only=null}, the null) reference next to two device machines, the second created
  * with a system property set, by turns in the same run.
@@ -53,6 +57,8 @@ public final class VirtioBlkBench {
     private final PrintStream out;
     /** {@code --turns}: print every measured turn on standard error. */
     private final boolean printTurns;
+    /** {@code --floor}: the split-ring floor's binary, or null. */
+    private Path floorBinary;
 
     private VirtioBlkBench(int seconds, int warmup, int qd, int bs, String guestPolling, boolean printTurns, PrintStream out) {
         this.printTurns = printTurns;
@@ -78,6 +84,7 @@ public final class VirtioBlkBench {
         boolean oneCore = true;
         boolean turns = false;
         String ab = "";
+        String floor = "off";
         for (String a : args) {
             String[] kv = a.replaceFirst("^--", "").split("=", 2);
             String v = kv.length > 1 ? kv[1] : "";
@@ -94,6 +101,7 @@ public final class VirtioBlkBench {
                 case "poll-interval" -> pollInterval = v;
                 case "one-core" -> oneCore = !v.equals("off");
                 case "ab" -> ab = v;
+                case "floor" -> floor = v;
                 case "turns" -> turns = !v.equals("off");
                 default -> throw new IllegalArgumentException("unknown option '" + a + "' (see the class comment of " + VirtioBlkBench.class.getName() + ")");
             }
@@ -108,6 +116,12 @@ public final class VirtioBlkBench {
         b.line("loop_spin", Integer.getInteger("modemu.loop.spin", 2_000));
         b.line("cpus", Runtime.getRuntime().availableProcessors());
         b.line("java", System.getProperty("java.version"));
+        if (!floor.equals("off") && !floor.isEmpty()) {
+            b.floorBinary = Path.of(floor);
+            if (!Files.isExecutable(b.floorBinary)) {
+                throw new IllegalArgumentException("--floor=" + floor + ": not an executable file");
+            }
+        }
         if (!ab.isEmpty()) {
             Path file = Files.createTempFile("modemu-bench-", ".img");
             try {
@@ -134,7 +148,7 @@ public final class VirtioBlkBench {
         if (!only.equals("file")) {
             String drive = "driver=null-co,size=1G" + (nullOptions.isEmpty() ? "" : "," + nullOptions);
             b.line("null_drive", drive);
-            Pair p = b.compare("null", drive);
+            Pair p = b.compare("null", drive, null);
             double backend = p.backend();
             double device = p.device();
             b.line("null_backend_iops", Math.round(backend));
@@ -150,12 +164,15 @@ public final class VirtioBlkBench {
                 fill(file, fileMiB << 20);
                 String drive = "driver=file,filename=" + file.toString().replace(",", ",,") + ",aio=" + fileAio;
                 b.line("file_drive", "driver=file,size=" + fileMiB + "M,aio=" + fileAio + " (page-cached)");
-                Pair p = b.compare("file", drive);
+                Pair p = b.compare("file", drive, file);
                 double backend = p.backend();
                 double device = p.device();
                 b.line("file_backend_iops", Math.round(backend));
                 b.line("file_iops", Math.round(device));
                 b.line("file_ratio", String.format(Locale.ROOT, "%.3f", device / backend));
+                if (!Double.isNaN(p.floorRatio())) {
+                    b.line("file_ratio_to_floor", String.format(Locale.ROOT, "%.3f", device / backend / p.floorRatio()));
+                }
                 if (fileAio.equals("inline") && oneCore) {
                     b.oneCore("file", drive);
                 }
@@ -202,8 +219,25 @@ public final class VirtioBlkBench {
                 .build();
     }
 
-    /** What {@link #compare} measured: IOPS of each path. */
-    private record Pair(double backend, double device) {
+    /** What {@link #compare} measured: IOPS of each path, and the split-ring floor's ratio (NaN if not run). */
+    private record Pair(double backend, double device, double floorRatio) {
+    }
+
+    /** The split-ring floor's turns of one kind: IOPS summed (every turn lasts as long). */
+    private static final class FloorTally {
+        double reference;
+        double model;
+        int turns;
+
+        void add(RingFloor.Turn t) {
+            reference += t.referenceIops();
+            model += t.modelIops();
+            turns++;
+        }
+
+        double ratio() {
+            return model / reference;
+        }
     }
 
     /** Running totals of one path over its measured windows: completions, wall time, CPU time of its threads. */
@@ -246,8 +280,10 @@ public final class VirtioBlkBench {
      * tenth of each window not counted), for {@code seconds} each: both see the same machine, whatever
      * else it does meanwhile, so the ratio holds even where the absolute figures drift.
      */
-    private Pair compare(String label, String drive) throws Exception {
-        try (Machine mb = machine(0, "iob", new io.modemu.aio.ThreadLoopDriver());
+    private Pair compare(String label, String drive, Path floorFile) throws Exception {
+        try (RingFloor floor = floorBinary == null || floorFile == null ? null
+                        : RingFloor.start(floorBinary, floorFile, qd, bs, 500);
+                Machine mb = machine(0, "iob", new io.modemu.aio.ThreadLoopDriver());
                 Machine md = machine(1, "iod", new io.modemu.aio.ThreadLoopDriver())) {
             BlockBackend be = mb.addDrive("d0", Options.parse("-drive", drive, null));
             mb.onMainLoop(() -> be.setAioContext(mb.iothread("iob"))).toCompletableFuture().get(10, TimeUnit.SECONDS);
@@ -275,6 +311,8 @@ public final class VirtioBlkBench {
             // each window's device turn against its backend turn (the two run back to back): how far the host's noise
             // spreads the ratio from one half-second to the next
             java.util.List<Double> windowRatios = new java.util.ArrayList<>();
+            FloorTally floorAll = new FloorTally();
+            FloorTally[] floorBy = {new FloorTally(), new FloorTally()};
             CrossCpuProbe.sample();
             double probe = CrossCpuProbe.sample();
             double windowIops = 0;
@@ -328,6 +366,19 @@ public final class VirtioBlkBench {
                         }
                     }
                 }
+                if (floor != null) {
+                    // the floor's pair of turns, while both machines are idle
+                    double before = probe;
+                    RingFloor.Turn f = floor.turn();
+                    probe = CrossCpuProbe.sample();
+                    if (w >= 0) {
+                        floorAll.add(f);
+                        int where = placement(before, probe);
+                        if (where >= 0) {
+                            floorBy[where].add(f);
+                        }
+                    }
+                }
             }
             if (reader.errors() > 0) {
                 throw new IllegalStateException(reader.errors() + " reads failed straight on the backend");
@@ -349,12 +400,31 @@ public final class VirtioBlkBench {
                     (double) device.iothreadCpu / device.nanos, 1000.0 * device.iothreadSwitches / device.completions, device.completions,
                     task.steps - s0, task.emptyPolls - e0, task.sleeps - z0, task.notifies - n0);
             placementLines(label, probes, backendBy, deviceBy);
+            if (floor != null) {
+                floorLines(label, floorAll, floorBy);
+            }
             if (windowRatios.size() >= 4) {
                 double[] r = windowRatios.stream().mapToDouble(Double::doubleValue).sorted().toArray();
                 line(label + "_ratio_by_window", String.format(Locale.ROOT, "median %.3f, quartiles %.3f-%.3f, range %.3f-%.3f (%d windows)",
                         r[r.length / 2], r[r.length / 4], r[r.length * 3 / 4], r[0], r[r.length - 1], r.length));
             }
-            return new Pair(backend.iops(), device.iops());
+            return new Pair(backend.iops(), device.iops(), floor == null ? Double.NaN : floorAll.ratio());
+        }
+    }
+
+    /**
+     * What the split-ring floor reached in its turns of this run: overall and split by where the host had
+     * the two processors, as for the device.
+     */
+    private void floorLines(String label, FloorTally all, FloorTally[] by) {
+        line(label + "_floor", "minimal split-ring device in C (bench/src/main/c/ring_floor.c), " + all.turns + " turns");
+        line(label + "_floor_iops", String.format(Locale.ROOT, "model %.0f, reference %.0f", all.model / all.turns, all.reference / all.turns));
+        line(label + "_floor_ratio", String.format(Locale.ROOT, "%.3f", all.ratio()));
+        String[] names = {"near", "far"};
+        for (int i = 0; i < 2; i++) {
+            if (by[i].turns > 0) {
+                line(label + "_floor_ratio_" + names[i], String.format(Locale.ROOT, "%.3f (%d turns)", by[i].ratio(), by[i].turns));
+            }
         }
     }
 

@@ -32,6 +32,10 @@ class BenchReportTest {
                 file_cross_cpu_round_trip_ns_near=110
                 file_turns_near=device 9, backend 8
                 file_ratio_by_window=median 0.910, quartiles 0.880-0.940, range 0.700-0.990 (10 windows)
+                file_floor_ratio=0.940
+                file_floor_ratio_near=0.950 (6 turns)
+                file_floor_ratio_far=0.900 (3 turns)
+                file_ratio_to_floor=0.979
                 """);
         Files.writeString(dir.resolve("migration-tcp.txt"), """
                 cpus=2
@@ -71,6 +75,9 @@ class BenchReportTest {
         assertThat(near.value()).isEqualTo("0.930");
         assertThat(rows).noneMatch(r -> r.figure().contains("processors far"));
         assertThat(row(rows, "virtio-blk file: ratio window by window", "device turn").value()).startsWith("median 0.910");
+        BenchReport.Row floor = row(rows, "virtio-blk file: the split-ring floor's ratio", "near 0.950 (6 turns), far 0.900 (3 turns)");
+        assertThat(floor.value()).isEqualTo("0.940");
+        assertThat(row(rows, "virtio-blk file: the device's ratio / the floor's", "").value()).isEqualTo("0.979");
 
         // medians of the runs: throughput 19000 vs raw 27500 = 0.69 < 0.70
         BenchReport.Row tput = row(rows, "tcp migration (1G RAM, 512M random, AOT-cached JVMs): throughput", "raw");
