@@ -13,7 +13,8 @@ import java.util.concurrent.TimeUnit;
  * The split-ring floor: {@code bench/src/main/c/ring_floor.c} (built by {@code bench/run}) as a child
  * process, one turn at a time between the benchmark's own turns. Each turn runs the same random reads
  * straight from the file and through a minimal split-ring exchange between two threads in C, so the
- * ratio of the two is what any virtio-blk implementation could reach on this host at that moment.
+ * ratio of the two is about what any virtio-blk implementation serving the same guest could reach on
+ * this host at that moment.
  */
 final class RingFloor implements AutoCloseable {
     /** One turn: IOPS of the C reference (preads back to back) and of the C model (guest, ring, device). */
