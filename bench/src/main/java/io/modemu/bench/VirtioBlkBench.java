@@ -47,6 +47,8 @@ import java.util.concurrent.TimeUnit;
 public final class VirtioBlkBench {
     private static final long RAM = 64L << 20;
     private static final long BUFFERS = Machine.RAM_BASE + (32L << 20);
+    /** How long each turn of a path lasts (the floor's turns too). */
+    private static final long WINDOW_NANOS = 500_000_000L;
 
     private final int seconds;
     private final int warmup;
@@ -282,7 +284,7 @@ public final class VirtioBlkBench {
      */
     private Pair compare(String label, String drive, Path floorFile) throws Exception {
         try (RingFloor floor = floorBinary == null || floorFile == null ? null
-                        : RingFloor.start(floorBinary, floorFile, qd, bs, 500);
+                        : RingFloor.start(floorBinary, floorFile, qd, bs, WINDOW_NANOS / 1_000_000);
                 Machine mb = machine(0, "iob", new io.modemu.aio.ThreadLoopDriver());
                 Machine md = machine(1, "iod", new io.modemu.aio.ThreadLoopDriver())) {
             BlockBackend be = mb.addDrive("d0", Options.parse("-drive", drive, null));
@@ -296,7 +298,7 @@ public final class VirtioBlkBench {
             long[] deviceThreads = {-1, -1, -1};
             Tally backend = new Tally();
             Tally device = new Tally();
-            long window = 500_000_000L;
+            long window = WINDOW_NANOS;
             long settle = 50_000_000L;
             int windows = (int) Math.max(1, seconds * 1_000_000_000L / (window - settle));
             int warmups = (int) Math.max(1, warmup * 1_000_000_000L / window / 2);
@@ -502,7 +504,7 @@ public final class VirtioBlkBench {
             }
             Tally[] t = {new Tally(), new Tally(), new Tally()};
             long[][] threads = {{-1, -1, -1}, {-1, -1, -1}, {-1, -1, -1}};
-            long window = 500_000_000L;
+            long window = WINDOW_NANOS;
             long settle = 50_000_000L;
             int windows = (int) Math.max(1, seconds * 1_000_000_000L / (window - settle));
             int warmups = (int) Math.max(1, warmup * 1_000_000_000L / window / 3);
